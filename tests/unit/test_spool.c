@@ -1,0 +1,295 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "queue/spool.h"
+
+static char tmpdir[64];
+
+static int
+setup(void **state)
+{
+	struct spool *sp;
+	const char *why;
+
+	strcpy(tmpdir, "/tmp/mailseal-spool-XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	assert_int_equal(spool_open(tmpdir, true, 3, &sp, &why), 0);
+	*state = sp;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct spool *sp = *state;
+	char *cmd = xasprintf("rm -rf %s", tmpdir);
+
+	spool_close(&sp);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	return 0;
+}
+
+/* Writes and commits a message; returns its queue ID. */
+static void
+write_msg(struct spool *sp, const char *body, char qid[QID_LEN + 1])
+{
+	struct spool_writer *w;
+	struct spool_env env;
+
+	memset(&env, 0, sizeof(env));
+	env.stage = SPOOL_RECEIVED;
+	env.arrival_us = 1700000000000000ULL;
+	env.sender = "sender@example.com";
+	env.client_addr = "192.0.2.1";
+	env.client_name = "unknown";
+	env.helo = "client.test";
+	env.proto = "ESMTP";
+	spool_env_add_rcpt(&env, "a@example.com", NULL, 0);
+	spool_env_add_rcpt(&env, "b@remote.test", "rfc822;b@remote.test", 7);
+	assert_int_equal(spool_writer_create(sp, &w), 0);
+	spool_writer_write(w, body, strlen(body));
+	assert_int_equal(spool_writer_commit(w, &env), 0);
+	memcpy(qid, w->qid, QID_LEN + 1);
+	spool_writer_free(&w);
+	for (size_t i = 0; i < env.nrcpt; i++) {
+		free(env.rcpt[i].addr);
+		free(env.rcpt[i].orcpt);
+	}
+	free(env.rcpt);
+}
+
+static void
+roundtrip(void **state)
+{
+	struct spool *sp = *state;
+	struct spool_env *env;
+	char qid[QID_LEN + 1], buf[64];
+	const char *why;
+	int fd;
+
+	write_msg(sp, "Subject: hi\r\n\r\nbody\r\n", qid);
+	assert_true(spool_qid_valid(qid));
+	assert_int_equal(qid[QID_LEN - 1], '3');
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, true, &env, &fd, &why), 0);
+	assert_string_equal(env->qid, qid);
+	assert_string_equal(env->sender, "sender@example.com");
+	assert_int_equal(env->nrcpt, 2);
+	assert_string_equal(env->rcpt[1].addr, "b@remote.test");
+	assert_string_equal(env->rcpt[1].orcpt, "rfc822;b@remote.test");
+	assert_int_equal(env->rcpt[1].flags, 7);
+	assert_string_equal(env->helo, "client.test");
+	assert_int_equal(env->stage, SPOOL_RECEIVED);
+	assert_int_equal(env->arrival_us, 1700000000000000ULL);
+	assert_int_equal(env->content_len, 21);
+	assert_int_equal(spool_read_content(fd, env, 0, buf, sizeof(buf)), 21);
+	assert_memory_equal(buf, "Subject: hi\r\n\r\nbody\r\n", 21);
+	assert_int_equal(spool_read_content(fd, env, 15, buf, 4), 4);
+	assert_memory_equal(buf, "body", 4);
+
+	/* Tail records survive a re-read. */
+	assert_int_equal(
+	    spool_mark_rcpt(fd, env, 0, RCPT_SENT, "2.0.0", "250 ok", true), 0);
+	assert_int_equal(spool_mark_defer(fd, env, 1, "4.4.1", "timeout"), 0);
+	assert_int_equal(spool_mark_schedule(fd, env, 2, 12345), 0);
+	assert_int_equal(spool_mark_stage(fd, env, SPOOL_FILTERED, true), 0);
+	spool_env_free(&env);
+	close(fd);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), 0);
+	assert_int_equal(env->rcpt[0].state, RCPT_SENT);
+	assert_string_equal(env->rcpt[0].reason, "250 ok");
+	assert_int_equal(env->rcpt[1].state, RCPT_PENDING);
+	assert_string_equal(env->rcpt[1].dsn, "4.4.1");
+	assert_int_equal(env->attempts, 2);
+	assert_int_equal(env->next_try_us, 12345);
+	assert_int_equal(env->stage, SPOOL_FILTERED);
+	assert_true(spool_env_pending(env));
+	spool_env_free(&env);
+}
+
+static void
+qids_ordered_unique(void **state)
+{
+	struct spool *sp = *state;
+	char prev[QID_LEN + 1] = "", qid[QID_LEN + 1];
+
+	for (int i = 0; i < 10000; i++) {
+		spool_new_qid(sp, qid);
+		assert_true(strcmp(prev, qid) < 0);
+		memcpy(prev, qid, sizeof(qid));
+	}
+	assert_false(spool_qid_valid("short"));
+	assert_false(spool_qid_valid("../../etc/pw"));
+	assert_false(spool_qid_valid("0123456789ABCD"));
+	assert_false(spool_qid_valid("0123456789AI"));
+}
+
+/* Helpers that damage a committed file in one way. */
+static void
+damage(
+    struct spool *sp, const char *qid, off_t off, const char *bytes, size_t n)
+{
+	int fd = openat(sp->dfd[SPOOL_QUEUE], qid, O_RDWR);
+
+	assert_true(fd != -1);
+	assert_int_equal(pwrite(fd, bytes, n, off), (ssize_t)n);
+	close(fd);
+}
+
+static off_t
+file_size(struct spool *sp, const char *qid)
+{
+	struct stat st;
+
+	assert_int_equal(fstatat(sp->dfd[SPOOL_QUEUE], qid, &st, 0), 0);
+	return st.st_size;
+}
+
+static void
+refuses_damage(void **state)
+{
+	struct spool *sp = *state;
+	struct spool_env *env;
+	char qid[QID_LEN + 1];
+	const char *why;
+
+	/* Bad magic. */
+	write_msg(sp, "x\r\n", qid);
+	damage(sp, qid, 0, "X", 1);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
+	assert_string_equal(why, "bad magic");
+
+	/* An unknown version. */
+	write_msg(sp, "x\r\n", qid);
+	damage(sp, qid, 11, "\x02", 1);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
+	assert_string_equal(why, "unknown spool version");
+
+	/* A flipped bit in the envelope. */
+	write_msg(sp, "x\r\n", qid);
+	damage(sp, qid, 64 + 3 + 5 + 2, "Z", 1);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
+	assert_string_equal(why, "envelope checksum mismatch");
+
+	/* Truncated: the envelope is incomplete. */
+	write_msg(sp, "x\r\n", qid);
+	assert_int_equal(truncate(xasprintf("%s/queue/%s", tmpdir, qid),
+			     file_size(sp, qid) - 3),
+	    0);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
+	assert_string_equal(why, "bad offsets in header");
+
+	/* An unknown envelope record (with a valid checksum) is refused. */
+	write_msg(sp, "x\r\n", qid);
+	damage(sp, qid, 64 + 3, "q", 1);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
+}
+
+static void
+torn_tail_is_ignored(void **state)
+{
+	struct spool *sp = *state;
+	struct spool_env *env;
+	char qid[QID_LEN + 1];
+	const char *why;
+	off_t size;
+	int fd;
+
+	write_msg(sp, "x\r\n", qid);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, true, &env, &fd, &why), 0);
+	assert_int_equal(
+	    spool_mark_rcpt(fd, env, 0, RCPT_SENT, "2.0.0", "ok", false), 0);
+	size = file_size(sp, qid);
+	assert_int_equal(
+	    spool_mark_rcpt(fd, env, 1, RCPT_BOUNCED, "5.0.0", "no", false), 0);
+	spool_env_free(&env);
+	close(fd);
+	/* A crash in the middle of the second append. */
+	assert_int_equal(
+	    truncate(xasprintf("%s/queue/%s", tmpdir, qid), size + 7), 0);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, true, &env, &fd, &why), 0);
+	assert_int_equal(env->rcpt[0].state, RCPT_SENT);
+	assert_int_equal(env->rcpt[1].state, RCPT_PENDING);
+	assert_int_equal(env->tail_end, (uint64_t)size);
+	/* The next append cuts the torn record off first. */
+	assert_int_equal(
+	    spool_mark_rcpt(fd, env, 1, RCPT_SENT, "2.0.0", "ok", true), 0);
+	spool_env_free(&env);
+	close(fd);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), 0);
+	assert_int_equal(env->rcpt[1].state, RCPT_SENT);
+	assert_false(spool_env_pending(env));
+	spool_env_free(&env);
+}
+
+static void
+incoming_cleanup_and_moves(void **state)
+{
+	struct spool *sp = *state;
+	struct spool_writer *w;
+	struct spool_env *env;
+	char qid[QID_LEN + 1];
+	const char *why;
+
+	/* An uncommitted file never shows up in queue/. */
+	assert_int_equal(spool_writer_create(sp, &w), 0);
+	spool_writer_write(w, "partial", 7);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, w->qid, false, &env, NULL, &why), -1);
+	assert_int_equal(errno, ENOENT);
+	close(w->fd);
+	free(w); /* as a crash would leave it */
+	assert_int_equal(spool_clean_incoming(sp), 1);
+	assert_int_equal(spool_clean_incoming(sp), 0);
+
+	write_msg(sp, "x\r\n", qid);
+	assert_int_equal(spool_move(sp, qid, SPOOL_QUEUE, SPOOL_HOLD), 0);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_HOLD, qid, false, &env, NULL, &why), 0);
+	spool_env_free(&env);
+	assert_int_equal(spool_move(sp, qid, SPOOL_HOLD, SPOOL_QUEUE), 0);
+	assert_int_equal(spool_remove(sp, SPOOL_QUEUE, qid), 0);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    qids_ordered_unique, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    refuses_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    torn_tail_is_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    incoming_cleanup_and_moves, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
