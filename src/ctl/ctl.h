@@ -30,6 +30,7 @@ int ctl_config_main(struct ctl *, int, char **);
 int ctl_reload_main(struct ctl *, int, char **);
 int ctl_status_main(struct ctl *, int, char **);
 int ctl_queue_main(struct ctl *, int, char **);
+int ctl_send_test_main(struct ctl *, int, char **);
 int ctl_log_main(struct ctl *, int, char **);
 
 /* Writes docs/configuration.md's text to stdout. */

@@ -59,12 +59,13 @@ rfc5322_date(uint64_t us, char *buf, size_t size)
 }
 
 /*
- * Adds text as lines of at most BOUNCE_WIDTH characters, broken at
- * spaces; continuation lines start with indent. Control characters
- * become '?', so that every line is 7-bit text.
+ * Adds text as lines of at most BOUNCE_WIDTH characters where it can,
+ * folded as headers are (RFC 5322 2.2.3): a line break goes in before a
+ * space, so that unfolding gives the text back. Control characters and
+ * 8-bit bytes become '?': every line is 7-bit text.
  */
 static void
-sb_wrap(struct sbuf *b, const char *first, const char *text, const char *indent)
+sb_wrap(struct sbuf *b, const char *first, const char *text)
 {
 	size_t col = strlen(first), len = strlen(text), i = 0;
 
@@ -73,11 +74,17 @@ sb_wrap(struct sbuf *b, const char *first, const char *text, const char *indent)
 		size_t room = col < BOUNCE_WIDTH ? BOUNCE_WIDTH - col : 1;
 		size_t n = len - i;
 		if (n > room) {
-			/* Break at the last space that fits, if any. */
+			/* The last space that fits, but not the first char. */
 			size_t k = room;
-			while (k > 0 && text[i + k] != ' ')
+			while (k > 1 && text[i + k] != ' ')
 				k--;
-			n = k > 0 ? k : room;
+			if (text[i + k] != ' ') {
+				/* No space that fits: the next one, if any. */
+				k = room;
+				while (i + k < len && text[i + k] != ' ')
+					k++;
+			}
+			n = k;
 		}
 		for (size_t j = 0; j < n; j++) {
 			unsigned char c = (unsigned char)text[i + j];
@@ -85,16 +92,11 @@ sb_wrap(struct sbuf *b, const char *first, const char *text, const char *indent)
 			sb_add(b, &o, 1);
 		}
 		i += n;
-		while (i < len && text[i] == ' ')
-			i++;
-		sb_add(b, "\r\n", 2);
-		if (i < len) {
-			sb_add(b, indent, strlen(indent));
-			col = strlen(indent);
-		}
+		if (i < len)
+			sb_add(b, "\r\n", 2);
+		col = 0;
 	}
-	if (len == 0)
-		sb_add(b, "\r\n", 2);
+	sb_add(b, "\r\n", 2);
 }
 
 /* The header section of the original, without the empty line. */
@@ -184,7 +186,7 @@ add_human_part(struct sbuf *b, const struct config *cfg,
 	sb_add(b, notice_help, strlen(notice_help));
 	for (size_t i = 0; i < n; i++) {
 		char *first = xasprintf("<%s>: ", r[i].addr);
-		sb_wrap(b, first, r[i].reason, "    ");
+		sb_wrap(b, first, r[i].reason);
 		free(first);
 		sb_add(b, "\r\n", 2);
 	}
@@ -220,11 +222,10 @@ add_status_part(struct sbuf *b, const struct config *cfg,
 			sb_printf(
 			    b, "Remote-MTA: dns; %s\r\n", r[i].remote_mta);
 		if (r[i].diag != NULL)
-			sb_wrap(
-			    b, "Diagnostic-Code: smtp; ", r[i].diag, "    ");
+			sb_wrap(b, "Diagnostic-Code: smtp; ", r[i].diag);
 		else
-			sb_wrap(b, "Diagnostic-Code: X-Mailseal; ", r[i].reason,
-			    "    ");
+			sb_wrap(
+			    b, "Diagnostic-Code: X-Mailseal; ", r[i].reason);
 		if (kind == BOUNCE_DELAYED) {
 			rfc5322_date(env->arrival_us + (uint64_t)life * 1000000,
 			    date, sizeof(date));

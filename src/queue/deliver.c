@@ -96,6 +96,7 @@ route_rcpt(struct qmgr *qm, const char *addr, struct route *rt)
 {
 	const char *at = strrchr(addr, '@');
 	const char *domain = at != NULL ? at + 1 : "";
+	int port = (int)cfg_int(qm->cfg, P_SMTP_TCP_PORT);
 	const struct nexthop *nh;
 
 	memset(rt, 0, sizeof(*rt));
@@ -121,10 +122,10 @@ route_rcpt(struct qmgr *qm, const char *addr, struct route *rt)
 		strlcpy_ms(lit, domain + 1, sizeof(lit));
 		lit[strcspn(lit, "]")] = '\0';
 		route_set(rt, str_has_prefix_ci(lit, "IPv6:") ? lit + 5 : lit,
-		    25, false);
+		    port, false);
 		return;
 	}
-	route_set(rt, domain, 25, true);
+	route_set(rt, domain, port, true);
 }
 
 /* Destinations. */
