@@ -219,7 +219,8 @@ ctl_queue_op(struct control_req *r, json_t *req, void *ctx)
 		return;
 	}
 	ids = request_ids(qm, req, op, &n);
-	if (op->fn == op_flush)
+	/* Mail sent on its way now must not wait for a destination's pause. */
+	if (op->fn == op_flush || op->fn == op_release || op->fn == op_requeue)
 		deliver_flush(qm);
 	for (size_t i = 0; i < n; i++) {
 		struct qmsg *m =

@@ -133,7 +133,8 @@ class PeerHandler:
                           rcpt_options):
         with self.lock:
             self.rcpt_seen[address] = self.rcpt_seen.get(address, 0) + 1
-            if envelope.mail_from == "":
+            # aiosmtpd keeps the null sender as "<>".
+            if envelope.mail_from in ("", "<>"):
                 self.probes.append(address)
             if self.tempfail.get(address, 0) > 0:
                 self.tempfail[address] -= 1
