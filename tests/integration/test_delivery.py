@@ -378,3 +378,31 @@ def test_pipelining_reuse_and_concurrency_limit(make_gateway, net):
     assert len(mx.messages) == 5
     assert mx.handler.ehlos == 1
     assert all(len(m["rcpts"]) == 2 for m in mx.messages)
+
+
+def test_delay_warning(make_gateway, net):
+    """delay_warning_time: the sender hears once that mail is late."""
+    internal = net.sink("127.0.0.20")
+    dead = free_port_on("127.0.0.21")
+    gw = make_gateway(internal_relay_host=f"[127.0.0.20]:{internal.port}",
+                      external_relay_host=f"[127.0.0.21]:{dead}",
+                      minimal_backoff_time="1s", maximal_backoff_time="1s",
+                      delay_warning_time="1s")
+    qid = send(gw.port, "alice@example.com", ["bob@remote.test"], "x\r\n",
+               subject="late mail")
+    wq = gw.wait_log(rf"{qid}: sender delay notification: (\w+)").group(1)
+    (env, msg), = dsn_of(internal)
+    per, parts = check_dsn(env, msg, "bob@remote.test", "4.4.1",
+                           action="delayed")
+    assert per["Will-Retry-Until"]
+    assert msg["Subject"] == "Delayed Mail (still being retried)"
+    assert "THIS IS A WARNING ONLY" in parts[0].get_content()
+    assert "Subject: late mail" in parts[2].get_content()
+    sent_line(gw, wq, "alice@example.com", r"127\.0\.0\.20\[127\.0\.0\.20\]:\d+")
+    # Once only, however often the message is retried.
+    gw.wait_log(rf"{qid}: to=<bob@remote.test>.*\n(.*\n)*.*{qid}: "
+                r"to=<bob@remote.test>.*\n(.*\n)*.*"
+                rf"{qid}: to=<bob@remote.test>", timeout=10)
+    assert gw.log().count(f"{qid}: sender delay notification") == 1
+    assert os.path.exists(os.path.join(gw.params["queue_directory"],
+                                       "queue", qid))
