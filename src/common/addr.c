@@ -10,7 +10,9 @@
 static bool
 is_atext(int c)
 {
-	return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+	/* strchr() finds the terminating NUL too: c == 0 is not atext. */
+	return c != '\0' &&
+	    (isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 void

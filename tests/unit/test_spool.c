@@ -165,7 +165,7 @@ refuses_damage(void **state)
 {
 	struct spool *sp = *state;
 	struct spool_env *env;
-	char qid[QID_LEN + 1];
+	char qid[QID_LEN + 1], *path;
 	const char *why;
 
 	/* Bad magic. */
@@ -191,9 +191,9 @@ refuses_damage(void **state)
 
 	/* Truncated: the envelope is incomplete. */
 	write_msg(sp, "x\r\n", qid);
-	assert_int_equal(truncate(xasprintf("%s/queue/%s", tmpdir, qid),
-			     file_size(sp, qid) - 3),
-	    0);
+	path = xasprintf("%s/queue/%s", tmpdir, qid);
+	assert_int_equal(truncate(path, file_size(sp, qid) - 3), 0);
+	free(path);
 	assert_int_equal(
 	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
 	assert_string_equal(why, "bad offsets in header");
@@ -212,6 +212,7 @@ torn_tail_is_ignored(void **state)
 	struct spool_env *env;
 	char qid[QID_LEN + 1];
 	const char *why;
+	char *path;
 	off_t size;
 	int fd;
 
@@ -226,8 +227,9 @@ torn_tail_is_ignored(void **state)
 	spool_env_free(&env);
 	close(fd);
 	/* A crash in the middle of the second append. */
-	assert_int_equal(
-	    truncate(xasprintf("%s/queue/%s", tmpdir, qid), size + 7), 0);
+	path = xasprintf("%s/queue/%s", tmpdir, qid);
+	assert_int_equal(truncate(path, size + 7), 0);
+	free(path);
 	assert_int_equal(
 	    spool_read(sp, SPOOL_QUEUE, qid, true, &env, &fd, &why), 0);
 	assert_int_equal(env->rcpt[0].state, RCPT_SENT);
