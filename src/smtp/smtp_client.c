@@ -973,8 +973,12 @@ on_starttls(struct smtpc *s, size_t idx)
 		return;
 	}
 	if (inet_pton(AF_INET, t->host, &a) != 1 &&
-	    inet_pton(AF_INET6, t->host, &a) != 1)
-		SSL_set_tlsext_host_name(ssl, t->host);
+	    inet_pton(AF_INET6, t->host, &a) != 1) {
+		/* SNI (RFC 6066 3): the name, never an address. */
+		char sni[DNS_NAME_MAX];
+		strlcpy_ms(sni, t->host, sizeof(sni));
+		SSL_set_tlsext_host_name(ssl, sni);
+	}
 	s->bev = bufferevent_openssl_socket_new(s->ctx->base, s->fd, ssl,
 	    BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
