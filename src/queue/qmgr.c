@@ -2,6 +2,8 @@
  * The queue manager: messages, their schedule, the filter stage, and the
  * end of each delivery round (bounces, delay warnings, back-off).
  */
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +263,10 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	unsigned limit =
 	    (unsigned)cfg_int(qm->cfg, P_QMGR_MESSAGE_ACTIVE_LIMIT);
 	struct qmsg *m;
+
+	/* An active message holds its queue file open: leave room. */
+	if (limit > qm->fd_cap)
+		limit = qm->fd_cap;
 
 	while (!qm->stopping && qm->nactive < limit &&
 	    (m = TAILQ_FIRST(&qm->ready)) != NULL) {
@@ -652,6 +658,7 @@ qmgr_new(struct event_base *base, struct config *cfg, struct spool *sp,
 {
 	struct qmgr *qm = xcalloc(1, sizeof(*qm));
 	struct filter_env fe;
+	struct rlimit rl;
 
 	qm->base = base;
 	qm->cfg = config_ref(cfg);
@@ -665,6 +672,12 @@ qmgr_new(struct event_base *base, struct config *cfg, struct spool *sp,
 	}
 	qm->msgs = htab_new();
 	TAILQ_INIT(&qm->ready);
+	qm->fd_cap = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < 1000000
+	    ? (unsigned)(rl.rlim_cur / 4)
+	    : 1000000;
+	if (qm->fd_cap < 16)
+		qm->fd_cap = 16;
 	qm->kick = evtimer_new(base, kick_cb, qm);
 	qmgr_load_sasl(qm);
 	deliver_init(qm);
