@@ -406,3 +406,49 @@ def test_delay_warning(make_gateway, net):
     assert gw.log().count(f"{qid}: sender delay notification") == 1
     assert os.path.exists(os.path.join(gw.params["queue_directory"],
                                        "queue", qid))
+
+
+def test_greeting_timeout_defers(make_gateway, net):
+    """A server that accepts the connection and says nothing."""
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.21", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody talks
+    net.add(type("S", (), {"stop": lambda self: silent.close()})())
+    port = silent.getsockname()[1]
+    gw = make_gateway(external_relay_host=f"[127.0.0.21]:{port}",
+                      smtp_helo_timeout="1s")
+    qid = send(gw.port, "alice@example.com", ["bob@remote.test"], "x\r\n")
+    gw.wait_log(rf"{qid}: to=<bob@remote.test>, relay=none, .*dsn=4\.4\.2, "
+                r"status=deferred \(conversation with 127\.0\.0\.21"
+                r"\[127\.0\.0\.21\] timed out while receiving the initial "
+                r"server greeting\)")
+
+
+def test_helo_fallback_and_size_limit(make_gateway, net):
+    """EHLO refused: HELO. A SIZE limit of the server: a bounce."""
+    internal = net.sink("127.0.0.20")
+    old = net.sink("127.0.0.21", options=["-e"])  # no ESMTP
+    small = net.peer("127.0.0.22", size_limit=2000)
+    gw = make_gateway(internal_relay_host=f"[127.0.0.20]:{internal.port}",
+                      external_relay_host=f"[127.0.0.21]:{old.port}")
+    qid = send(gw.port, "alice@example.com", ["bob@remote.test"], "hi\r\n")
+    sent_line(gw, qid, "bob@remote.test", r"127\.0\.0\.21\[127\.0\.0\.21\]:\d+")
+    env, _ = old.wait(1)[0]
+    assert env["X-Client-Proto"] == ["SMTP"]
+    assert env["X-Helo-Args"] == ["gw.example.com"]
+
+    gw.params["external_relay_host"] = f"[127.0.0.22]:{small.port}"
+    gw.params["smtp_helo_name"] = "out.example.com"
+    gw.write_config()
+    gw.reload()
+    qid = send(gw.port, "alice@example.com", ["bob@remote.test"],
+               "x" * 70 + "\r\n" * 40 + "y\r\n" * 1000)
+    gw.wait_log(rf"{qid}: to=<bob@remote.test>, relay=127\.0\.0\.22"
+                r"\[127\.0\.0\.22\]:\d+, .*dsn=5\.3\.4, status=bounced "
+                r"\(message size \d+ exceeds size limit 2000 of server "
+                r"127\.0\.0\.22\[127\.0\.0\.22\]\)")
+    assert small.handler.ehlos == 1 and small.messages == []
+    assert small.handler.helo == "out.example.com"
+    (env, msg), = dsn_of(internal)
+    check_dsn(env, msg, "bob@remote.test", "5.3.4")
