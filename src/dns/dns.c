@@ -249,8 +249,12 @@ dns_cancel(struct dns_req **rp)
 	req_free(r);
 }
 
-static void __attribute__((format(printf, 4, 5))) req_fail(struct dns_req *r,
-    enum dns_status st, const char *dsn, const char *fmt, ...)
+static void req_fail(struct dns_req *, enum dns_status, const char *,
+    const char *, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+req_fail(struct dns_req *r, enum dns_status st, const char *dsn,
+    const char *fmt, ...)
 {
 	va_list ap;
 

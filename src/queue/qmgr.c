@@ -527,8 +527,15 @@ round_end(struct qmgr *qm, struct qmsg *m)
 		qmsg_remove(qm, m, SPOOL_QUEUE);
 		return;
 	}
+	/*
+	 * A pending recipient that was tried counts as an attempt, also one
+	 * whose bounce could not be written (it is tried again later).
+	 */
 	for (size_t i = 0; i < m->env->nrcpt; i++)
-		tried = tried || m->rr[i].outcome == RR_DEFER;
+		tried = tried ||
+		    (m->env->rcpt[i].state == RCPT_PENDING &&
+			(m->rr[i].outcome == RR_DEFER ||
+			    m->rr[i].outcome == RR_BOUNCE));
 	attempts = m->env->attempts + (tried ? 1 : 0);
 	next = clock_wall_us() +
 	    (tried ? qmgr_backoff(attempts, min, max) * 1000000 : 0);

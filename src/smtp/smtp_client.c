@@ -363,8 +363,12 @@ session_fail(struct smtpc *s, bool next, struct smtpc_status *st)
 	smtpc_status_clear(st);
 }
 
-static void __attribute__((format(printf, 5, 6))) fail_local(struct smtpc *s,
-    bool next, const char *dsn, const char *diag, const char *fmt, ...)
+static void fail_local(struct smtpc *, bool, const char *, const char *,
+    const char *, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+fail_local(struct smtpc *s, bool next, const char *dsn, const char *diag,
+    const char *fmt, ...)
 {
 	struct smtpc_status st = { 0 };
 	va_list ap;
