@@ -946,7 +946,8 @@ spool_scan(struct spool *sp, enum spool_dir dir,
 		ids[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(ids, n, sizeof(*ids), qid_cmp);
+	if (n > 0)
+		qsort(ids, n, sizeof(*ids), qid_cmp);
 	for (size_t i = 0; i < n; i++) {
 		cb(ids[i], arg);
 		free(ids[i]);
