@@ -89,14 +89,13 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct dispatcher *d = arg;
 	struct timeval tick = { 0, 100000 }, grace = { 10, 0 };
-	struct event *ev;
 
 	if (d->stopping)
 		return;
 	d->stopping = true;
 	smtpd_shutdown(d->smtpd);
-	ev = event_new(d->base, -1, EV_PERSIST, stop_check_cb, d);
-	event_add(ev, &tick);
+	d->stop_check = event_new(d->base, -1, EV_PERSIST, stop_check_cb, d);
+	event_add(d->stop_check, &tick);
 	event_base_loopexit(d->base, &grace);
 }
 
@@ -152,8 +151,11 @@ dispatcher_main(struct role_env *env)
 	msg_info("dispatcher ready");
 	event_base_dispatch(d.base);
 
-	smtpd_free(&d.smtpd);
+	/* Commits still in flight answer their sessions before those go. */
 	committer_free(&d.committer);
+	smtpd_free(&d.smtpd);
+	if (d.stop_check != NULL)
+		event_free(d.stop_check);
 	control_free(&d.control);
 	event_free(ev_hup);
 	event_free(ev_term);

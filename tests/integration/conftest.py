@@ -73,7 +73,7 @@ class Gateway:
     def start(self, wait=True):
         self._stderr = open(self.stderr_path, "ab")
         env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=0")
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         self.log_mark = self.log_size()
         self.proc = subprocess.Popen([MAILSEALD, "-f", "-c", self.conf],
