@@ -130,6 +130,9 @@ dispatcher_main(struct role_env *env)
 	if ((n = spool_clean_incoming(d.spool)) > 0)
 		msg_info("removed %d incomplete message file%s from incoming",
 		    n, n == 1 ? "" : "s");
+	if ((n = spool_check_all(d.spool)) > 0)
+		msg_warn(
+		    "%d queue file%s moved to corrupt", n, n == 1 ? "" : "s");
 	d.committer = committer_new(d.base, d.spool);
 	d.tls = dispatcher_tls(d.cfg);
 	d.smtpd = smtpd_new(d.base, d.cfg, d.spool, d.committer, d.tls);
