@@ -103,10 +103,15 @@ static void
 ctl_status(struct control_req *r, json_t *req, void *ctx)
 {
 	struct dispatcher *d = ctx;
+	struct commit_stats cs;
 
+	committer_stats(d->committer, &cs);
 	control_reply_ok(r,
-	    json_pack("{s:s,s:i,s:i}", "version", MAILSEAL_VERSION, "pid",
-		(int)getpid(), "sessions", (int)smtpd_session_count(d->smtpd)));
+	    json_pack("{s:s,s:i,s:i,s:I,s:I}", "version", MAILSEAL_VERSION,
+		"pid", (int)getpid(), "sessions",
+		(int)smtpd_session_count(d->smtpd), "commit_messages",
+		(json_int_t)cs.messages, "commit_batches",
+		(json_int_t)cs.batches));
 }
 
 int
