@@ -81,11 +81,11 @@ load_certs(struct certs *cs, enum store_cert_kind kind, const char **error_r)
 			    found.v[i].fpr);
 			continue;
 		}
-		if (kind == STORE_CERT_ROOT)
-			X509_STORE_add_cert(cs->roots, x);
-		else if (sk_X509_push(cs->intermediates, X509_dup(x)) == 0)
+		if (kind == STORE_CERT_ROOT) {
+			X509_STORE_add_cert(cs->roots, x); /* takes a ref */
+			X509_free(x);
+		} else if (sk_X509_push(cs->intermediates, x) == 0)
 			msg_fatal("out of memory");
-		X509_free(x);
 	}
 	store_certs_free(&found);
 	ERR_clear_error();

@@ -389,6 +389,13 @@ def test_cert_round_trip(gw, pki):
     assert cert_list(gw)[fself]["status"] == "whitelisted"
     assert ok(gw, "ctl", "list") == f"{fself} whitelisted\n"
 
+    # additional_certificates takes stored fingerprints only.
+    ok(gw, "global", "set", "additional_certificates", f"{fb}, {fc.upper()}")
+    assert effective(gw, "x@y.test")[0]["additional_certificates"] == (
+        f"{fb}, {fc}", "global", None)
+    assert f"no certificate {'1' * 64} is stored" in fails(
+        gw, "global", "set", "additional_certificates", "1" * 64)
+
     # bind/unbind, delete.
     ok(gw, "cert", "bind", fa, "*.remote.test")
     assert json.loads(ok(gw, "cert", "show", fa, "--json"))["bindings"] == [
