@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -728,6 +729,37 @@ import_formats(void **state)
 	    -1);
 	assert_non_null(strstr(why, "nothing to bind"));
 	free(pem);
+
+	/* A key encrypted with a billion PBKDF2 rounds: refused at once. */
+	{
+		X509_ALGOR *alg = PKCS5_pbe2_set_iv(
+		    EVP_aes_256_cbc(), 1000000000, NULL, 0, NULL, -1);
+		X509_SIG *sig = X509_SIG_new();
+		X509_ALGOR *sa;
+		ASN1_OCTET_STRING *digest;
+		unsigned char *sder = NULL, junk[64] = { 0 };
+		int slen;
+		BIO *bio = BIO_new(BIO_s_mem());
+		char *text;
+		long tlen;
+		time_t t0 = time(NULL);
+
+		X509_SIG_getm(sig, &sa, &digest);
+		assert_int_equal(X509_ALGOR_copy(sa, alg), 1);
+		ASN1_OCTET_STRING_set(digest, junk, sizeof(junk));
+		slen = i2d_X509_SIG(sig, &sder);
+		PEM_write_bio(bio, "ENCRYPTED PRIVATE KEY", "", sder, slen);
+		tlen = BIO_get_mem_data(bio, &text);
+		assert_int_equal(import_data(f, text, (size_t)tlen, "pw",
+				     CERTS_AS_CERTS, NULL, &r, &why),
+		    -1);
+		assert_non_null(strstr(why, "absurd effort"));
+		assert_true(time(NULL) - t0 < 5);
+		BIO_free(bio);
+		OPENSSL_free(sder);
+		X509_SIG_free(sig);
+		X509_ALGOR_free(alg);
+	}
 
 	/* Garbage and the traditional key format. */
 	assert_int_equal(
