@@ -798,11 +798,23 @@ certs_describe_free(struct store_cert *c)
 
 /* Import. */
 
+/* Issued by itself: its own name as issuer, its own key signed it. */
 static bool
 self_signed(X509 *x)
 {
-	bool ok = X509_check_issued(x, x) == X509_V_OK &&
+	bool ok = X509_NAME_cmp(
+		      X509_get_subject_name(x), X509_get_issuer_name(x)) == 0 &&
 	    X509_verify(x, X509_get0_pubkey(x)) == 1;
+
+	ERR_clear_error();
+	return ok;
+}
+
+/* A trust anchor: self-signed, and its key usage allows signing certs. */
+static bool
+root_capable(X509 *x)
+{
+	bool ok = self_signed(x) && X509_check_issued(x, x) == X509_V_OK;
 
 	ERR_clear_error();
 	return ok;
@@ -832,6 +844,7 @@ import_cert(struct store *st, X509 *x, enum certs_import_as as,
     const char *bind, struct certs_import_result *r, const char **error_r)
 {
 	struct store_cert c, *have = NULL;
+	struct certs_imported *e;
 	bool added;
 	int rc = -1;
 
@@ -843,10 +856,10 @@ import_cert(struct store *st, X509 *x, enum certs_import_as as,
 			fail(error_r, "%s is not a CA certificate", c.subject);
 			goto out;
 		}
-		if (!self_signed(x)) {
+		if (!root_capable(x)) {
 			fail(error_r,
-			    "%s is not self-signed: import it with cert "
-			    "import (as an intermediate)",
+			    "%s is not self-signed, or may not sign "
+			    "certificates: import it with cert import",
 			    c.subject);
 			goto out;
 		}
@@ -866,10 +879,13 @@ import_cert(struct store *st, X509 *x, enum certs_import_as as,
 		if (have->kind == STORE_CERT_ROOT)
 			c.kind = STORE_CERT_ROOT;
 	}
-	result_add(r, &c, added);
-	if (bind != NULL && c.kind == STORE_CERT_END &&
-	    store_bind(st, c.fpr, bind, error_r) == -1)
-		goto out;
+	e = result_add(r, &c, added);
+	/* A user's self-signed certificate may carry the CA flag. */
+	if (bind != NULL && (c.kind == STORE_CERT_END || self_signed(x))) {
+		if (store_bind(st, c.fpr, bind, error_r) == -1)
+			goto out;
+		e->bound = true;
+	}
 	rc = 0;
 out:
 	store_cert_free(&have);
@@ -979,7 +995,7 @@ import_all(struct store *st, const struct masterkey *mk,
     const struct certs_bundle *b, enum certs_import_as as, const char *bind,
     struct certs_import_result *r, const char **error_r)
 {
-	size_t ends = 0;
+	size_t bound = 0;
 
 	if (b->nkeys > 0 && as == CERTS_AS_ROOTS)
 		return fail(error_r,
@@ -994,11 +1010,11 @@ import_all(struct store *st, const struct masterkey *mk,
 			error_r) == -1)
 			return -1;
 	for (size_t i = 0; i < r->n; i++)
-		ends += r->v[i].kind == STORE_CERT_END;
-	if (bind != NULL && ends == 0)
+		bound += r->v[i].bound;
+	if (bind != NULL && bound == 0)
 		return fail(error_r,
-		    "nothing to bind: the file has no "
-		    "end-entity certificate");
+		    "nothing to bind: the file has no end-entity or "
+		    "self-signed certificate");
 	for (size_t i = 0; i < b->nkeys; i++)
 		if (import_key(st, mk, b->keys[i], b, r, error_r) == -1)
 			return -1;

@@ -512,8 +512,12 @@ static int
 cand_query(struct certs *cs, struct candidates *c, const char *email,
     const char *bound_to, bool with_key, const char **error_r)
 {
+	/*
+	 * Any kind: a self-signed certificate made as a CA (the default of
+	 * "openssl req -x509") may be a user's; validation decides.
+	 */
 	struct store_cert_query q = {
-		.kind = STORE_CERT_END, .with_der = true, .with_key = with_key
+		.kind = -1, .with_der = true, .with_key = with_key
 	};
 	struct store_certs found;
 

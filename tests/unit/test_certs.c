@@ -511,6 +511,41 @@ select_encrypt(void **state)
 	assert_int_equal(sel.n, 0);
 	certs_selection_free(&sel);
 
+	/*
+	 * A user's self-signed certificate with the CA flag (as "openssl
+	 * req -x509" makes them), whitelisted and bound: used.
+	 */
+	X509 *self = tc_cert(&(struct tc_cert_opts){ .cn = "Self",
+				 .email = "self@else.test",
+				 .ca = true,
+				 .ku = "digitalSignature,keyEncipherment" },
+	    tc_key_rsa(3), NULL, NULL);
+	struct certs_import_result r;
+	char *pem = tc_pem(self);
+	if (import_data(f, pem, strlen(pem), NULL, CERTS_AS_CERTS, "else.test",
+		&r, &why) != 0)
+		fail_msg("%s", fail_why(why));
+	assert_true(r.v[0].bound);
+	assert_int_equal(r.v[0].kind, STORE_CERT_INTERMEDIATE);
+	certs_import_result_free(&r);
+	free(pem);
+	assert_int_equal(certs_select_encrypt(
+			     f->cs, "self@else.test", time(NULL), &sel, &why),
+	    0);
+	assert_int_equal(sel.n, 0);
+	assert_int_equal(sel.rejected[0].verdict.status, CERT_UNTRUSTED);
+	certs_selection_free(&sel);
+	certs_fpr(self, fpr);
+	assert_int_equal(
+	    store_ctl_set(f->st, fpr, STORE_CTL_WHITELISTED, &why), 0);
+	assert_int_equal(certs_select_encrypt(
+			     f->cs, "other@else.test", time(NULL), &sel, &why),
+	    0);
+	assert_int_equal(sel.n, 1);
+	assert_true(sel.v[0].by_binding && sel.v[0].verdict.whitelisted);
+	certs_selection_free(&sel);
+	X509_free(self);
+
 	X509_CRL_free(crl);
 	for (size_t i = 0; i < nitems(all); i++)
 		X509_free(all[i]);
