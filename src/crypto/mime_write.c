@@ -404,10 +404,11 @@ cte_identity(int cte)
 static int
 leaf_plan(const struct mime_part *p, int canon, int *cte_r)
 {
-	unsigned binary =
-	    p->flags & (MIME_F_NUL | MIME_F_BARE_CR | MIME_F_LONG);
-	bool eight = (p->flags & MIME_F_8BIT) != 0;
 	bool text = strncmp(p->type, "text/", 5) == 0;
+	bool eight = (p->flags & MIME_F_8BIT) != 0;
+	/* In text a lone CR is a line break (normalised); elsewhere, data. */
+	unsigned binary =
+	    p->flags & (MIME_F_NUL | MIME_F_LONG | (text ? 0 : MIME_F_BARE_CR));
 
 	*cte_r = -1;
 	if (!cte_identity(p->cte))

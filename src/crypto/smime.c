@@ -707,33 +707,104 @@ rids_collect(CMS_ContentInfo *cms, struct rids *r)
 	}
 }
 
-/* The RecipientInfo that names cert, or NULL. */
-static CMS_RecipientInfo *
-ri_match(CMS_ContentInfo *cms, X509 *cert)
+/* A RecipientInfo, and for key agreement the key that names a cert. */
+struct ri_ref {
+	CMS_RecipientInfo *ri;
+	CMS_RecipientEncryptedKey *rek;
+};
+
+static bool
+ri_match(CMS_ContentInfo *cms, X509 *cert, struct ri_ref *r)
 {
 	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+	STACK_OF(CMS_RecipientEncryptedKey) * reks;
 
 	for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
-		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
-		STACK_OF(CMS_RecipientEncryptedKey) * reks;
-		switch (CMS_RecipientInfo_type(ri)) {
+		r->ri = sk_CMS_RecipientInfo_value(ris, i);
+		r->rek = NULL;
+		switch (CMS_RecipientInfo_type(r->ri)) {
 		case CMS_RECIPINFO_TRANS:
-			if (CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0)
-				return ri;
+			if (CMS_RecipientInfo_ktri_cert_cmp(r->ri, cert) == 0)
+				return true;
 			break;
 		case CMS_RECIPINFO_AGREE:
-			reks = CMS_RecipientInfo_kari_get0_reks(ri);
+			reks = CMS_RecipientInfo_kari_get0_reks(r->ri);
 			for (int j = 0;
-			     j < sk_CMS_RecipientEncryptedKey_num(reks); j++)
+			     j < sk_CMS_RecipientEncryptedKey_num(reks); j++) {
+				r->rek =
+				    sk_CMS_RecipientEncryptedKey_value(reks, j);
 				if (CMS_RecipientEncryptedKey_cert_cmp(
-					sk_CMS_RecipientEncryptedKey_value(
-					    reks, j),
-					cert) == 0)
-					return ri;
+					r->rek, cert) == 0)
+					return true;
+			}
 			break;
 		}
 	}
-	return NULL;
+	return false;
+}
+
+/*
+ * Recovers the content-encryption key with one private key. Done here
+ * rather than by CMS_decrypt() so that a failure is reported as such
+ * (CMS_decrypt would go on with a random key, the countermeasure against
+ * Bleichenbacher's attack for interactive use: the gateway gives a sender
+ * no answer to learn from, docs/smime.md).
+ */
+static int
+ri_decrypt_key(CMS_ContentInfo *cms, const struct ri_ref *r, EVP_PKEY *key)
+{
+	int ok;
+
+	if (r->rek == NULL) {
+		/* set0 takes the reference that set0(NULL) gives back. */
+		EVP_PKEY_up_ref(key);
+		CMS_RecipientInfo_set0_pkey(r->ri, key);
+		ok = CMS_RecipientInfo_decrypt(cms, r->ri);
+		CMS_RecipientInfo_set0_pkey(r->ri, NULL);
+		return ok == 1 ? 0 : -1;
+	}
+	ok = CMS_RecipientInfo_kari_set0_pkey_and_peer(r->ri, key, NULL) &&
+	    CMS_RecipientInfo_kari_decrypt(cms, r->ri, r->rek) == 1;
+	CMS_RecipientInfo_kari_set0_pkey(r->ri, NULL);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Streams the ciphertext through OpenSSL's cipher BIO into the plaintext
+ * file. CMS_decrypt() would hold all of an AuthEnvelopedData's plaintext
+ * in memory until the tag is checked; here it waits in the file, which is
+ * looked at only when the final block and the tag have been accepted.
+ */
+static int
+content_decrypt(CMS_ContentInfo *cms, int cfd, int pfd)
+{
+	unsigned char buf[16384];
+	BIO *in, *cont, *next;
+	int n, ok = 0;
+
+	if (tmp_reset(pfd) == -1 || (in = tmp_bio(cfd)) == NULL)
+		return -1;
+	if ((cont = CMS_dataInit(cms, in)) == NULL) {
+		BIO_free(in);
+		return -1;
+	}
+	for (;;) {
+		if ((n = BIO_read(cont, buf, sizeof(buf))) <= 0) {
+			/* The cipher BIO is at the top of the chain. */
+			ok = n == 0 && BIO_get_cipher_status(cont) == 1;
+			break;
+		}
+		if (write_full(pfd, buf, (size_t)n) == -1)
+			break;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	while (cont != NULL && cont != in) {
+		next = BIO_pop(cont);
+		BIO_free(cont);
+		cont = next;
+	}
+	BIO_free(in);
+	return ok ? 0 : -1;
 }
 
 static void
@@ -789,39 +860,29 @@ static int
 decrypt_with(struct decrypt *d, const struct smime_key *k, size_t i)
 {
 	CMS_ContentInfo *cms = skeleton_cms(d->sp);
-	CMS_RecipientInfo *ri;
-	BIO *in = NULL, *out = NULL;
-	int ok = 0;
+	struct ri_ref r;
+	int rc = 2;
 
 	if (cms == NULL)
 		return -1;
-	if ((ri = ri_match(cms, k->cert)) == NULL) {
+	if (!ri_match(cms, k->cert, &r)) {
 		CMS_ContentInfo_free(cms);
 		return 0;
 	}
-	/*
-	 * CMS_DEBUG_DECRYPT: a failed key transport is an error here, not
-	 * a random key (the MMA countermeasure). Nothing reaches a sender
-	 * from the gateway: there is no oracle (docs/smime.md).
-	 */
-	if (tmp_reset(d->pfd) == 0 && (in = tmp_bio(d->cfd)) != NULL &&
-	    (out = BIO_new_fd(d->pfd, BIO_NOCLOSE)) != NULL)
-		ok = CMS_decrypt(cms, k->key, k->cert, in, out,
-		    CMS_BINARY | CMS_DEBUG_DECRYPT);
-	if (ok && BIO_flush(out) <= 0)
-		ok = 0;
-	if (ok) {
+	if (ri_decrypt_key(cms, &r, k->key) == -1)
+		d->error = "the private key does not decrypt the message key";
+	else if (content_decrypt(cms, d->cfd, d->pfd) == -1)
+		d->error = ssl_reason("content decryption failed");
+	else {
 		d->res->cert = k->cert;
 		X509_up_ref(k->cert);
 		d->res->key_index = i;
-		ri_alg_name(ri, d->res->key_alg, sizeof(d->res->key_alg));
-	} else
-		d->error = ssl_reason("decryption failed");
+		ri_alg_name(r.ri, d->res->key_alg, sizeof(d->res->key_alg));
+		rc = 1;
+	}
 	ERR_clear_error();
-	BIO_free(in);
-	BIO_free(out);
 	CMS_ContentInfo_free(cms);
-	return ok ? 1 : 2;
+	return rc;
 }
 
 static int

@@ -211,6 +211,17 @@ static const int status_exit[] = {
 	[SMIME_ERROR] = 1,
 };
 
+static const char *const status_names[] = {
+	[SMIME_OK] = "ok",
+	[SMIME_NOT_ENCRYPTED] = "not-encrypted",
+	[SMIME_NESTED] = "nested",
+	[SMIME_NO_KEY] = "no-key",
+	[SMIME_CORRUPT] = "corrupt",
+	[SMIME_UNSUPPORTED] = "unsupported",
+	[SMIME_LIMIT] = "limit",
+	[SMIME_ERROR] = "error",
+};
+
 static int
 cmd_decrypt(struct opts *o, const struct mime_src *src, BIO *out)
 {
@@ -231,7 +242,8 @@ cmd_decrypt(struct opts *o, const struct mime_src *src, BIO *out)
 		free(path);
 	}
 	rc = smime_decrypt(src, out, key_cb, &kl, &res, &why);
-	fprintf(stderr, "status=%d\nrecipients=%zu\n", res.status, kl.asked);
+	fprintf(stderr, "status=%s\nrecipients=%zu\n", status_names[res.status],
+	    kl.asked);
 	if (rc == 0) {
 		char *subj =
 		    X509_NAME_oneline(X509_get_subject_name(res.cert), NULL, 0);
