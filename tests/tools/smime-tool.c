@@ -18,7 +18,6 @@
  * status: 0 success, 1 error, 2 no key, 3 corrupt, 4 not encrypted, 5 an
  * encrypted part below the top, 6 unsupported, 7 limit.
  */
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -134,13 +133,23 @@ emit(int fd)
 			die("output", strerror(errno));
 }
 
+/*
+ * The peak resident set of this program: VmHWM of /proc/self/status.
+ * getrusage() would count the parent's memory when the parent forked
+ * with vfork (Python's subprocess does).
+ */
 static void
-report_rusage(void)
+report_peak(void)
 {
-	struct rusage ru;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
 
-	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		fprintf(stderr, "maxrss_kb=%ld\n", ru.ru_maxrss);
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			fprintf(stderr, "maxrss_kb=%ld\n",
+			    strtol(line + 6, NULL, 10));
+	if (f != NULL)
+		fclose(f);
 }
 
 static int
@@ -458,6 +467,6 @@ main(int argc, char **argv)
 		emit(ofd);
 	BIO_free(out);
 	close(ofd);
-	report_rusage();
+	report_peak();
 	return rc;
 }
