@@ -89,14 +89,13 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct dispatcher *d = arg;
 	struct timeval tick = { 0, 100000 }, grace = { 10, 0 };
-	struct event *ev;
 
 	if (d->stopping)
 		return;
 	d->stopping = true;
 	smtpd_shutdown(d->smtpd);
-	ev = event_new(d->base, -1, EV_PERSIST, stop_check_cb, d);
-	event_add(ev, &tick);
+	d->stop_check = event_new(d->base, -1, EV_PERSIST, stop_check_cb, d);
+	event_add(d->stop_check, &tick);
 	event_base_loopexit(d->base, &grace);
 }
 
@@ -104,10 +103,15 @@ static void
 ctl_status(struct control_req *r, json_t *req, void *ctx)
 {
 	struct dispatcher *d = ctx;
+	struct commit_stats cs;
 
+	committer_stats(d->committer, &cs);
 	control_reply_ok(r,
-	    json_pack("{s:s,s:i,s:i}", "version", MAILSEAL_VERSION, "pid",
-		(int)getpid(), "sessions", (int)smtpd_session_count(d->smtpd)));
+	    json_pack("{s:s,s:i,s:i,s:I,s:I}", "version", MAILSEAL_VERSION,
+		"pid", (int)getpid(), "sessions",
+		(int)smtpd_session_count(d->smtpd), "commit_messages",
+		(json_int_t)cs.messages, "commit_batches",
+		(json_int_t)cs.batches));
 }
 
 int
@@ -131,6 +135,9 @@ dispatcher_main(struct role_env *env)
 	if ((n = spool_clean_incoming(d.spool)) > 0)
 		msg_info("removed %d incomplete message file%s from incoming",
 		    n, n == 1 ? "" : "s");
+	if ((n = spool_check_all(d.spool)) > 0)
+		msg_warn(
+		    "%d queue file%s moved to corrupt", n, n == 1 ? "" : "s");
 	d.committer = committer_new(d.base, d.spool);
 	d.tls = dispatcher_tls(d.cfg);
 	d.smtpd = smtpd_new(d.base, d.cfg, d.spool, d.committer, d.tls);
@@ -152,8 +159,11 @@ dispatcher_main(struct role_env *env)
 	msg_info("dispatcher ready");
 	event_base_dispatch(d.base);
 
-	smtpd_free(&d.smtpd);
+	/* Commits still in flight answer their sessions before those go. */
 	committer_free(&d.committer);
+	smtpd_free(&d.smtpd);
+	if (d.stop_check != NULL)
+		event_free(d.stop_check);
 	control_free(&d.control);
 	event_free(ev_hup);
 	event_free(ev_term);

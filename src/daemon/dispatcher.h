@@ -10,6 +10,7 @@
 
 #include <openssl/ssl.h>
 
+struct event;
 struct event_base;
 struct config;
 struct spool;
@@ -27,6 +28,7 @@ struct dispatcher {
 	struct control *control;
 	SSL_CTX *tls;
 	bool stopping;
+	struct event *stop_check;
 };
 
 #endif

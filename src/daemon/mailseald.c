@@ -484,6 +484,14 @@ parent_main(struct parent *p)
 		event_free(p->children[i].restart);
 	free(p->children);
 	event_base_free(p->base);
+	for (size_t r = 0; r < daemon_nroles; r++) {
+		for (size_t i = 0; i < p->nfds[r]; i++)
+			close(p->fds[r][i]);
+		free(p->fds[r]);
+	}
+	free(p->pid_path);
+	close(p->pid_fd);
+	config_unref(&p->cfg);
 	return 0;
 }
 
