@@ -573,6 +573,15 @@ header_parse(struct scan *s, int idx)
 		if ((unsigned char)s->hbuf[i] >= 0x80)
 			p->flags |= MIME_F_HDR_8BIT;
 	while (mime_field_next(s->hbuf, s->hlen, &pos, &f)) {
+		/*
+		 * GMime makes an object per parameter: a huge value would
+		 * cost many times its size. No real one comes near this.
+		 */
+		if (f.value_len > MIME_MAX_VALUE) {
+			if (mime_field_is(&f, "Content-Type"))
+				nct++;
+			continue;
+		}
 		if (mime_field_is(&f, "Content-Type") && nct++ == 0) {
 			v = mime_field_value(&f);
 			content_type_set(p, v);
@@ -592,6 +601,8 @@ header_parse(struct scan *s, int idx)
 		p->flags |= MIME_F_NO_FIELDS;
 	if (nct > 1 || ncte > 1)
 		p->flags |= MIME_F_DUP_CT;
+	if (nct > 0 && p->type == NULL)
+		p->type = xstrdup("application/octet-stream");
 	if (nct == 0) {
 		/* RFC 2046 5.1.5: the default in a digest is a message. */
 		const struct mime_part *par =
@@ -613,9 +624,13 @@ header_parse(struct scan *s, int idx)
 		p->kind = MIME_LEAF;
 }
 
-/* Ends the header block of the current part at off; body starts at body. */
+/*
+ * Ends the header block of the current part at off; body starts at body.
+ * With open, an embedded message's header block starts there too; a part
+ * cut short (by a delimiter, or the end) opens nothing.
+ */
 static int
-header_end(struct scan *s, uint64_t off, uint64_t body, bool blank)
+header_end(struct scan *s, uint64_t off, uint64_t body, bool blank, bool open)
 {
 	int idx = s->cur;
 	struct mime_part *p = &s->t->part[idx];
@@ -627,7 +642,7 @@ header_end(struct scan *s, uint64_t off, uint64_t body, bool blank)
 	header_parse(s, idx);
 	s->in_header = false;
 	s->col = 0;
-	if (s->t->part[idx].kind == MIME_MESSAGE)
+	if (open && s->t->part[idx].kind == MIME_MESSAGE)
 		return new_part(s, idx, body);
 	return 0;
 }
@@ -674,7 +689,7 @@ scan_delimiter(struct scan *s, const struct scan_line *l)
 		return 0;
 	if (s->in_header) {
 		/* A part cut short in its header: what came is its header. */
-		if (header_end(s, l->off, l->off, false) == -1)
+		if (header_end(s, l->off, l->off, false, false) == -1)
 			return -1;
 	}
 	close_inside(s, m, l->off >= s->prev_eol ? l->off - s->prev_eol : 0);
@@ -718,7 +733,7 @@ scan_header_line(struct scan *s, const struct scan_line *l, int *consumed_r)
 	if (!l->bol)
 		return header_append(s, l);
 	if (l->len == l->eol && l->eol > 0)
-		return header_end(s, l->off, l->off + l->len, true);
+		return header_end(s, l->off, l->off + l->len, true, true);
 	if ((is_wsp(l->p[0]) && s->have_field) ||
 	    field_name_len((const char *)l->p, l->len - l->eol) > 0) {
 		s->have_field = true;
@@ -726,7 +741,7 @@ scan_header_line(struct scan *s, const struct scan_line *l, int *consumed_r)
 	}
 	/* Not a header line: the body starts here, without a blank line. */
 	*consumed_r = 0;
-	return header_end(s, l->off, l->off, false);
+	return header_end(s, l->off, l->off, false, true);
 }
 
 static int
@@ -752,7 +767,7 @@ scan_finish(struct scan *s)
 	uint64_t end = s->t->src.len;
 
 	if (s->in_header)
-		(void)header_end(s, end, end, false);
+		(void)header_end(s, end, end, false, false);
 	close_inside(s, -1, end);
 	for (size_t i = 0; i < s->t->nparts; i++) {
 		struct mime_part *p = &s->t->part[i];

@@ -28,6 +28,7 @@
 #define MIME_MAX_DEPTH 32
 #define MIME_MAX_HEADER (1024 * 1024) /* one header block */
 #define MIME_MAX_BOUNDARY 200 /* RFC 2046 5.1.1 says 70 */
+#define MIME_MAX_VALUE 16384 /* a field value given to GMime's parsers */
 
 /* A message: a region of a seekable file, read with pread(2). */
 struct mime_src {

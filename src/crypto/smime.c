@@ -1076,8 +1076,10 @@ from_address(const struct mime_tree *t)
 	InternetAddress *a;
 	char *v = mime_part_field(t, 0, "From"), *addr = NULL;
 
-	if (v == NULL)
+	if (v == NULL || strlen(v) > MIME_MAX_VALUE) {
+		free(v);
 		return NULL;
+	}
 	l = internet_address_list_parse(NULL, v);
 	free(v);
 	if (l == NULL)

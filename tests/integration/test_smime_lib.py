@@ -403,6 +403,25 @@ def test_sign_encrypt_openssl(pki, cipher):
     assert v.stdout == canon(msg)
 
 
+def test_encrypt_client_signed(pki):
+    """A message the sender signed already is encrypted untouched."""
+    msg = MESSAGES["8bit-utf8"]
+    signed = run(["openssl", "cms", "-sign", "-binary", "-in",
+                  write(pki, "cs.txt", canon(msg)), "-signer", pki.alice.cert,
+                  "-inkey", pki.alice.key, "-from", pki.alice.email,
+                  "-crlfeol"]).stdout
+    r = tool("encrypt", "--rcpt", pki.bob.cert, data=signed)
+    assert r.rc == 0, r.err
+    f = write(pki, "cs.eml", r.out)
+    inner = run(["openssl", "cms", "-decrypt", "-in", f, "-recip",
+                 pki.bob.cert, "-inkey", pki.bob.key]).stdout
+    # (openssl's -crlfeol leaves a bare LF after its base64: made CRLF.)
+    assert inner == crlf(signed[signed.index(b"Content-Type: multipart/"):])
+    v = run(["openssl", "cms", "-verify", "-in", write(pki, "cs2.eml", inner),
+             "-CAfile", pki.ca.cert])
+    assert v.stdout == canon(msg)
+
+
 def test_gpgsm_reads_ours(pki, gpg):
     for name in ("8bit-latin1", "alternative"):
         msg = MESSAGES[name]

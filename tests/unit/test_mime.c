@@ -285,6 +285,23 @@ scan_headers(void **state)
 	assert_true(t->part[0].flags & MIME_F_NO_FIELDS);
 	assert_body(t, 0, "body only\r\n");
 	tree_free(t);
+
+	/* A value too long for GMime's parser is not parsed. */
+	{
+		char *big = xmalloc(MIME_MAX_VALUE + 200);
+		int n = sprintf(big,
+		    "Content-Type: multipart/mixed; "
+		    "boundary=b; x=\"");
+		memset(big + n, 'a', MIME_MAX_VALUE);
+		strcpy(big + n + MIME_MAX_VALUE, "\"\r\n\r\n--b\r\n\r\nx\r\n");
+		t = scan(big);
+		assert_string_equal(
+		    t->part[0].type, "application/octet-stream");
+		assert_int_equal(t->part[0].kind, MIME_LEAF);
+		assert_int_equal(t->nparts, 1);
+		tree_free(t);
+		free(big);
+	}
 }
 
 static void
@@ -381,7 +398,7 @@ scan_limits(void **state)
 
 	/* One header block over the limit. */
 	n = MIME_MAX_HEADER + 100;
-	text = xmalloc(n + 1);
+	text = xmalloc(n + 10);
 	for (size_t i = 0; i < n; i += 10)
 		memcpy(text + i, "X-A: 1234\n", 10);
 	src = src_of(text, n);
