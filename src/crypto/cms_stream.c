@@ -18,6 +18,7 @@ struct ber {
 	uint64_t off; /* octets consumed */
 	uint64_t content_len;
 	const char *error;
+	int fail; /* enum cms_fail */
 	size_t pos, len;
 	unsigned char buf[16384];
 };
@@ -79,6 +80,7 @@ ber_fill(struct ber *b)
 	n = b->read(b->ctx, b->buf, sizeof(b->buf));
 	if (n <= 0) {
 		b->error = n == 0 ? "truncated CMS structure" : "read error";
+		b->fail = n == 0 ? CMS_FAIL_FORMAT : CMS_FAIL_IO;
 		return -1;
 	}
 	b->pos = 0;
@@ -103,6 +105,7 @@ dbuf_add(struct ber *b, struct dbuf *d, const void *p, size_t n)
 		return 0;
 	if (n > CMS_MAX_SKELETON - d->len) {
 		b->error = "CMS structure too large";
+		b->fail = CMS_FAIL_LIMIT;
 		return -1;
 	}
 	if (d->len + n > d->cap) {
@@ -131,6 +134,7 @@ ber_take(struct ber *b, uint64_t n, struct dbuf *d, bool to_file)
 		if (to_file) {
 			if (write_full(b->fd, b->buf + b->pos, k) == -1) {
 				b->error = "cannot write a temporary file";
+				b->fail = CMS_FAIL_IO;
 				return -1;
 			}
 			b->content_len += k;
@@ -231,6 +235,7 @@ copy_tlv(struct ber *b, const struct tlv *t, struct dbuf *d, int depth)
 		return ber_take(b, t->len, d, false);
 	if (depth >= CMS_MAX_NESTING) {
 		b->error = "BER nested too deep";
+		b->fail = CMS_FAIL_LIMIT;
 		return -1;
 	}
 	for (;;) {
@@ -258,6 +263,7 @@ extract(struct ber *b, const struct tlv *t, int depth, bool explicit_tag)
 		return ber_take(b, t->len, NULL, true);
 	if (depth >= CMS_MAX_NESTING) {
 		b->error = "BER nested too deep";
+		b->fail = CMS_FAIL_LIMIT;
 		return -1;
 	}
 	for (;;) {
@@ -448,6 +454,7 @@ cms_split(cms_read_fn *read, void *ctx, int content_fd, struct cms_split *sp,
 		goto out;
 	if (!type_has_path(sp->type)) {
 		b->error = "unsupported CMS content type";
+		b->fail = CMS_FAIL_UNSUPPORTED;
 		goto out;
 	}
 	sp->skel = out.p;
@@ -458,6 +465,7 @@ cms_split(cms_read_fn *read, void *ctx, int content_fd, struct cms_split *sp,
 out:
 	if (rc == -1) {
 		*error_r = b->error != NULL ? b->error : "bad CMS structure";
+		sp->fail = b->fail;
 		free(sp->alg);
 		sp->alg = NULL;
 	}

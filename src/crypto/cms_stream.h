@@ -30,6 +30,14 @@ enum cms_type {
 	CMS_T_COMPRESSED,
 };
 
+/* Why a split failed. */
+enum cms_fail {
+	CMS_FAIL_FORMAT, /* not valid BER or not the expected structure */
+	CMS_FAIL_UNSUPPORTED, /* a content type without a content path */
+	CMS_FAIL_LIMIT, /* CMS_MAX_SKELETON or CMS_MAX_NESTING */
+	CMS_FAIL_IO, /* reading the input, writing the content file */
+};
+
 /* Reads up to n octets: 0 at the end, -1 on error (as read(2)). */
 typedef long cms_read_fn(void *ctx, void *buf, size_t n);
 
@@ -41,6 +49,7 @@ struct cms_split {
 	uint64_t content_len; /* octets written to the content file */
 	unsigned char *alg; /* the content's AlgorithmIdentifier (DER) */
 	size_t alg_len;
+	int fail; /* after a failure: enum cms_fail */
 };
 
 /*

@@ -343,35 +343,42 @@ struct scan {
 	const char *error;
 };
 
+/* Moves what is left to the front of the buffer and reads behind it. */
+static int
+scan_refill(struct scan *s)
+{
+	struct mime_reader *r = &s->r;
+	size_t avail = r->rlen - r->rpos, n;
+
+	memmove(r->buf, r->buf + r->rpos, avail);
+	r->rpos = 0;
+	r->rlen = avail;
+	n = sizeof(r->buf) - avail;
+	if (n > r->end - r->pos)
+		n = (size_t)(r->end - r->pos);
+	if (n == 0)
+		return 0;
+	if (mime_src_read(r->src, r->pos, r->buf + avail, n) == -1) {
+		s->error = "read error";
+		return -1;
+	}
+	r->pos += n;
+	r->rlen += n;
+	return 0;
+}
+
 /* The next piece of a line; 0 at the end, -1 on error. */
 static int
 scan_next_line(struct scan *s, struct scan_line *l)
 {
 	struct mime_reader *r = &s->r;
 	unsigned char *nl;
-	size_t avail;
+	size_t avail = r->rlen - r->rpos;
 
-	if (r->rpos == r->rlen ||
-	    (memchr(r->buf + r->rpos, '\n', r->rlen - r->rpos) == NULL &&
-		r->pos < r->end)) {
-		/* Keep what is left and read more behind it. */
-		avail = r->rlen - r->rpos;
-		memmove(r->buf, r->buf + r->rpos, avail);
-		r->rpos = 0;
-		r->rlen = avail;
-		if (r->pos < r->end && avail < sizeof(r->buf)) {
-			size_t n = sizeof(r->buf) - avail;
-			if (n > r->end - r->pos)
-				n = (size_t)(r->end - r->pos);
-			if (mime_src_read(r->src, r->pos, r->buf + avail, n) ==
-			    -1) {
-				s->error = "read error";
-				return -1;
-			}
-			r->pos += n;
-			r->rlen += n;
-		}
-	}
+	/* A line that goes on past the buffer: read more first. */
+	if ((avail == 0 || memchr(r->buf + r->rpos, '\n', avail) == NULL) &&
+	    r->pos < r->end && scan_refill(s) == -1)
+		return -1;
 	avail = r->rlen - r->rpos;
 	if (avail == 0)
 		return 0;

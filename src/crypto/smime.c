@@ -1,7 +1,7 @@
 #include <sys/stat.h>
 
-#include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +145,7 @@ struct region_bio {
 };
 
 static BIO_METHOD *region_method;
+static pthread_once_t region_once = PTHREAD_ONCE_INIT;
 
 static int
 region_read(BIO *bio, char *buf, size_t n, size_t *done)
@@ -174,22 +175,26 @@ region_destroy(BIO *bio)
 	return 1;
 }
 
+static void
+region_method_init(void)
+{
+	region_method = BIO_meth_new(
+	    BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mime region");
+	if (region_method == NULL ||
+	    !BIO_meth_set_read_ex(region_method, region_read) ||
+	    !BIO_meth_set_ctrl(region_method, region_ctrl) ||
+	    !BIO_meth_set_destroy(region_method, region_destroy))
+		region_method = NULL;
+}
+
 static BIO *
 region_bio_new(const struct mime_src *src, uint64_t off, uint64_t len)
 {
 	struct region_bio *rb;
 	BIO *bio;
 
-	if (region_method == NULL) {
-		region_method = BIO_meth_new(
-		    BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mime region");
-		if (region_method == NULL ||
-		    !BIO_meth_set_read_ex(region_method, region_read) ||
-		    !BIO_meth_set_ctrl(region_method, region_ctrl) ||
-		    !BIO_meth_set_destroy(region_method, region_destroy))
-			return NULL;
-	}
-	if ((bio = BIO_new(region_method)) == NULL)
+	pthread_once(&region_once, region_method_init);
+	if (region_method == NULL || (bio = BIO_new(region_method)) == NULL)
 		return NULL;
 	rb = xmalloc(sizeof(*rb));
 	mime_reader_init(&rb->r, src, off, len);
@@ -632,6 +637,7 @@ split_part(const struct mime_tree *t, size_t idx, int *fd_r,
 	if ((fd = mime_tmpfile(smime_tmpdir)) == -1) {
 		free(b);
 		*error_r = "cannot create a temporary file";
+		sp->fail = CMS_FAIL_IO;
 		return -1;
 	}
 	rc = cms_split(b64_read_cb, b, fd, sp, error_r);
@@ -925,6 +931,13 @@ out:
 	return rc;
 }
 
+static const int split_status[] = {
+	[CMS_FAIL_FORMAT] = SMIME_CORRUPT,
+	[CMS_FAIL_UNSUPPORTED] = SMIME_UNSUPPORTED,
+	[CMS_FAIL_LIMIT] = SMIME_LIMIT,
+	[CMS_FAIL_IO] = SMIME_ERROR,
+};
+
 static int
 decrypt_top(const struct mime_tree *t, BIO *out, smime_key_cb *cb, void *ctx,
     struct smime_decrypt_result *res, const char **error_r)
@@ -937,9 +950,7 @@ decrypt_top(const struct mime_tree *t, BIO *out, smime_key_cb *cb, void *ctx,
 
 	memset(&sp, 0, sizeof(sp));
 	if (split_part(t, 0, &d.cfd, &sp, error_r) == -1) {
-		res->status = sp.type == CMS_T_COMPRESSED   ? SMIME_UNSUPPORTED
-		    : strstr(*error_r, "too large") != NULL ? SMIME_LIMIT
-							    : SMIME_CORRUPT;
+		res->status = split_status[sp.fail];
 		return -1;
 	}
 	d.sp = &sp;
@@ -1220,7 +1231,7 @@ verify_opaque(const struct mime_tree *t, size_t idx, STACK_OF(X509) * certs,
 	memset(&sp, 0, sizeof(sp));
 	if (split_part(t, idx, &fd, &sp, error_r) == -1) {
 		res->reason = *error_r;
-		return strstr(*error_r, "temporary") != NULL ? -1 : 0;
+		return sp.fail == CMS_FAIL_IO ? -1 : 0;
 	}
 	if (sp.type != CMS_T_SIGNED || !sp.has_content ||
 	    (cms = skeleton_cms(&sp)) == NULL) {
@@ -1250,24 +1261,28 @@ find_signed(const struct mime_tree *t, int *form_r)
 	return -1;
 }
 
-static int
+/*
+ * Writes the signed entity with the outer fields. A failure here (a limit
+ * of the scan of opaque content) leaves unwrapped false: the caller then
+ * discards the output and delivers the message as it is.
+ */
+static void
 verify_unwrap(const struct mime_tree *t, size_t idx, int fd, BIO *out,
-    struct smime_verify_result *res, const char **error_r)
+    struct smime_verify_result *res)
 {
 	struct mime_tree *inner = NULL;
 	struct mime_src csrc;
-	int rc;
+	const char *why;
+	int rc = -1;
 
 	if (!res->opaque)
-		rc = write_rebuilt(
-		    t, t, (size_t)t->part[idx].child, out, error_r);
-	else if ((rc = tmp_src(fd, &csrc)) == -1 ||
-	    (rc = mime_scan(&csrc, &inner, error_r)) == 0) {
-		rc = rc == -1 ? -1 : write_rebuilt(t, inner, 0, out, error_r);
+		rc = write_rebuilt(t, t, (size_t)t->part[idx].child, out, &why);
+	else if (tmp_src(fd, &csrc) == 0 &&
+	    mime_scan(&csrc, &inner, &why) == 0) {
+		rc = write_rebuilt(t, inner, 0, out, &why);
 		mime_tree_free(&inner);
 	}
 	res->unwrapped = rc == 0;
-	return rc;
 }
 
 int
@@ -1303,7 +1318,7 @@ smime_verify(const struct mime_src *src, STACK_OF(X509) * certs, BIO *out,
 		if (strcmp(res->from, res->emails[i]) == 0)
 			res->from_match = true;
 	if (rc == 0 && out != NULL && res->valid && idx == 0)
-		rc = verify_unwrap(t, (size_t)idx, fd, out, res, error_r);
+		verify_unwrap(t, (size_t)idx, fd, out, res);
 out:
 	if (fd != -1)
 		close(fd);

@@ -169,8 +169,8 @@ struct smime_verify_result {
  * judged (CMS_NO_SIGNER_CERT_VERIFY): the caller validates the signers
  * with certs and its store. certs (may be NULL) helps find signers that
  * the message does not carry. With out, a valid whole-message signature
- * is removed: out gets the outer header fields and the signed entity
- * (unwrapped is set); otherwise nothing is written.
+ * is removed: out gets the outer header fields and the signed entity, and
+ * unwrapped is set. Without unwrapped, whatever reached out is discarded.
  * Returns 0 when the message was examined (valid or not), -1 on an error.
  */
 int smime_verify(const struct mime_src *in, STACK_OF(X509) * certs, BIO *out,

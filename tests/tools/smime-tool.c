@@ -275,7 +275,7 @@ cmd_decrypt(struct opts *o, const struct mime_src *src, BIO *out)
 static const char *const scope_names[] = { "unsigned", "whole", "partial" };
 
 static int
-cmd_verify(struct opts *o, const struct mime_src *src, BIO *out)
+cmd_verify(struct opts *o, const struct mime_src *src, BIO *out, int ofd)
 {
 	struct smime_verify_result res;
 	STACK_OF(X509) *certs = o->certs != NULL ? load_certs(o->certs) : NULL;
@@ -299,6 +299,9 @@ cmd_verify(struct opts *o, const struct mime_src *src, BIO *out)
 	    sk_X509_num(res.certs));
 	for (size_t i = 0; i < res.nemails; i++)
 		fprintf(stderr, "email=%s\n", res.emails[i]);
+	/* smime.h: without unwrapped, what reached out is discarded. */
+	if (!res.unwrapped && ftruncate(ofd, 0) == -1)
+		die("output", strerror(errno));
 	smime_verify_result_clear(&res);
 	return 0;
 }
@@ -451,7 +454,7 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "decrypt") == 0)
 		rc = cmd_decrypt(&o, &src, out);
 	else if (strcmp(cmd, "verify") == 0)
-		rc = cmd_verify(&o, &src, out);
+		rc = cmd_verify(&o, &src, out, ofd);
 	else if (strcmp(cmd, "inspect") == 0)
 		rc = cmd_inspect(&src);
 	else if (strcmp(cmd, "info") == 0)
