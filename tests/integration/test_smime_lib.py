@@ -494,6 +494,25 @@ def test_decrypt_x_pkcs7(pki):
     assert leaves(r.out) == leaves(msg)
 
 
+def test_subject_key_identifiers(pki):
+    """Recipients and signers named by subjectKeyIdentifier (RFC 5652)."""
+    msg = MESSAGES["qp"]
+    ent = write(pki, "k.txt", entity_of(msg))
+    out = run(["openssl", "cms", "-encrypt", "-binary", "-keyid", "-in", ent,
+               "-crlfeol", pki.alice.cert, pki.bob.cert]).stdout
+    for who in (pki.alice, pki.bob):
+        r = tool("decrypt", "--key", pki.carol.pair, "--key", who.pair,
+                 data=out)
+        assert r.rc == 0 and r["key"] == "1", r.err
+        assert sorted(r.all("rid")) == ["keyid,kari", "keyid,ktri"]
+        assert leaves(r.out) == leaves(msg)
+    out = run(["openssl", "cms", "-sign", "-binary", "-keyid", "-in", ent,
+               "-signer", pki.alice.cert, "-inkey", pki.alice.key, "-from",
+               pki.alice.email, "-crlfeol"]).stdout
+    r = tool("verify", data=out)
+    assert r["valid"] == "1" and r["senders"] == "1", r.err
+
+
 def test_decrypt_gpgsm(pki, gpg):
     for name in ("qp", "alternative"):
         msg = MESSAGES[name]

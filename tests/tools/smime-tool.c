@@ -44,6 +44,8 @@ struct opts {
 	bool oaep, unwrap, eight;
 };
 
+static void die(const char *, const char *) __attribute__((noreturn));
+
 static void
 die(const char *what, const char *why)
 {
@@ -202,6 +204,11 @@ key_cb(void *ctx, const struct smime_rid *rids, size_t nrids, size_t i,
 {
 	struct keylist *kl = ctx;
 
+	if (i == 0)
+		for (size_t j = 0; j < nrids; j++)
+			fprintf(stderr, "rid=%s,%s\n",
+			    rids[j].keyid != NULL ? "keyid" : "issuer",
+			    rids[j].agreement ? "kari" : "ktri");
 	kl->asked = nrids;
 	if (i >= kl->n)
 		return 0;
