@@ -157,8 +157,8 @@ int spool_remove(struct spool *, enum spool_dir, const char *qid);
  * Moves a message that failed its checks to corrupt/, with a log line.
  * It is kept for the administrator, never retried and never deleted.
  */
-int spool_quarantine(struct spool *, enum spool_dir, const char *qid,
-    const char *why);
+int spool_quarantine(
+    struct spool *, enum spool_dir, const char *qid, const char *why);
 /*
  * Checks every message in queue/ and hold/ at start: a file that a
  * reader refuses goes to corrupt/. Returns the number moved.
