@@ -4,8 +4,8 @@ ASAN_BUILD ?= build-asan
 PYTHON     ?= /usr/bin/python3
 MESON_OPTS ?=
 
-.PHONY: all build deps test-deps run test unit integration asan format \
-	format-check docs docs-check bench clean
+.PHONY: all build deps test-deps run test unit integration asan fuzz \
+	format format-check docs docs-check bench clean
 
 all: build
 
@@ -36,10 +36,13 @@ format-check:
 
 docs: build
 	$(BUILD)/src/ctl/mailsealctl config doc > docs/configuration.md
+	$(BUILD)/src/ctl/mailsealctl property doc > docs/properties.md
 
 docs-check: build
 	@$(BUILD)/src/ctl/mailsealctl config doc | diff -u docs/configuration.md - \
 	|| { echo "docs/configuration.md is stale: run 'make docs'"; exit 1; }
+	@$(BUILD)/src/ctl/mailsealctl property doc | diff -u docs/properties.md - \
+	|| { echo "docs/properties.md is stale: run 'make docs'"; exit 1; }
 
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs
@@ -60,7 +63,19 @@ asan: $(ASAN_BUILD)/build.ninja
 	MAILSEAL_BUILD=$(CURDIR)/$(ASAN_BUILD) MAILSEAL_SANITIZED=1 \
 		$(PYTHON) -m pytest -q -x tests/integration
 
-test: test-deps format-check build docs-check unit integration asan
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 10
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false \
+		-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+# Every parser of outside input, fuzzed briefly over its corpus.
+fuzz: $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test: test-deps format-check build docs-check unit integration asan fuzz
 	@echo "make test: all tests passed"
 
 bench: test-deps build
@@ -68,4 +83,4 @@ bench: test-deps build
 	echo "bench: not yet written (see the benchmark issue)"; exit 1; fi
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

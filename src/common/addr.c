@@ -10,9 +10,8 @@
 static bool
 is_atext(int c)
 {
-	/* strchr() finds the terminating NUL too: c == 0 is not atext. */
-	return c != '\0' &&
-	    (isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+	/* strchr() finds the terminating NUL too: exclude it first. */
+	return c != 0 && (isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
 void

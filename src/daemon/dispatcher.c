@@ -100,15 +100,14 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct dispatcher *d = arg;
 	struct timeval tick = { 0, 100000 }, grace = { 10, 0 };
-	struct event *ev;
 
 	if (d->stopping)
 		return;
 	d->stopping = true;
 	smtpd_shutdown(d->smtpd);
 	qmgr_shutdown(d->qmgr);
-	ev = event_new(d->base, -1, EV_PERSIST, stop_check_cb, d);
-	event_add(ev, &tick);
+	d->stop_check = event_new(d->base, -1, EV_PERSIST, stop_check_cb, d);
+	event_add(d->stop_check, &tick);
 	event_base_loopexit(d->base, &grace);
 }
 
@@ -116,10 +115,15 @@ static void
 ctl_status(struct control_req *r, json_t *req, void *ctx)
 {
 	struct dispatcher *d = ctx;
+	struct commit_stats cs;
 
+	committer_stats(d->committer, &cs);
 	control_reply_ok(r,
-	    json_pack("{s:s,s:i,s:i}", "version", MAILSEAL_VERSION, "pid",
-		(int)getpid(), "sessions", (int)smtpd_session_count(d->smtpd)));
+	    json_pack("{s:s,s:i,s:i,s:I,s:I}", "version", MAILSEAL_VERSION,
+		"pid", (int)getpid(), "sessions",
+		(int)smtpd_session_count(d->smtpd), "commit_messages",
+		(json_int_t)cs.messages, "commit_batches",
+		(json_int_t)cs.batches));
 }
 
 /* The hooks of the SMTP server: accepted mail goes to the queue manager. */
@@ -161,6 +165,9 @@ dispatcher_main(struct role_env *env)
 	if ((n = spool_clean_incoming(d.spool)) > 0)
 		msg_info("removed %d incomplete message file%s from incoming",
 		    n, n == 1 ? "" : "s");
+	if ((n = spool_check_all(d.spool)) > 0)
+		msg_warn(
+		    "%d queue file%s moved to corrupt", n, n == 1 ? "" : "s");
 	d.committer = committer_new(d.base, d.spool);
 	d.tls = dispatcher_tls(d.cfg);
 	if ((d.dns = dns_new(d.base, d.cfg, &why)) == NULL)
@@ -197,12 +204,17 @@ dispatcher_main(struct role_env *env)
 	msg_info("dispatcher ready");
 	event_base_dispatch(d.base);
 
-	/* The committer first: its last callbacks still reach the others. */
+	/*
+	 * Commits still in flight answer their sessions (and reach the
+	 * queue manager) before those go.
+	 */
 	committer_free(&d.committer);
 	smtpd_free(&d.smtpd);
 	verify_free(&d.verify);
 	qmgr_free(&d.qmgr);
 	dns_free(&d.dns);
+	if (d.stop_check != NULL)
+		event_free(d.stop_check);
 	control_free(&d.control);
 	event_free(ev_hup);
 	event_free(ev_term);

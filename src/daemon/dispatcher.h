@@ -11,6 +11,7 @@
 
 #include <openssl/ssl.h>
 
+struct event;
 struct event_base;
 struct config;
 struct spool;
@@ -34,6 +35,7 @@ struct dispatcher {
 	struct verify *verify;
 	SSL_CTX *tls;
 	bool stopping;
+	struct event *stop_check;
 };
 
 #endif

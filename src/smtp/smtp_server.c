@@ -1088,26 +1088,14 @@ session_close(struct smtp_session *s)
 	free(s);
 }
 
-static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+int
+smtpd_accept_fd(struct smtpd *srv, int fd, const char *addr)
 {
-	struct smtpd *srv = arg;
 	struct smtp_session *s;
 	struct timeval tv;
-	char addr[INET6_ADDRSTRLEN] = "unknown";
 	long long max = cfg_int(srv->cfg, P_SMTPD_CLIENT_CONNECTION_LIMIT);
 	unsigned n;
 
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, addr,
-		    sizeof(addr));
-	else if (sa->sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
-		    addr, sizeof(addr));
-		if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr, '.'))
-			memmove(addr, addr + 7, strlen(addr + 7) + 1);
-	}
 	n = client_inc(srv, addr);
 	if (srv->shutting_down || (max > 0 && n > (unsigned)max)) {
 		char buf[300];
@@ -1120,7 +1108,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		(void)!write(fd, buf, (size_t)len);
 		close(fd);
 		client_dec(srv, addr);
-		return;
+		return -1;
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
@@ -1142,7 +1130,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		if (s->tls_ctx != NULL)
 			SSL_CTX_free(s->tls_ctx);
 		free(s);
-		return;
+		return -1;
 	}
 	s->next = srv->sessions;
 	if (s->next != NULL)
@@ -1158,6 +1146,26 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	msg_info("connect from %s[%s]", s->name, s->addr);
 	reply(s, "220 %s ESMTP mailseal", cfg_myhostname(s->cfg));
+	return 0;
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	char addr[INET6_ADDRSTRLEN] = "unknown";
+
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, addr,
+		    sizeof(addr));
+	else if (sa->sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
+		    addr, sizeof(addr));
+		if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr, '.'))
+			memmove(addr, addr + 7, strlen(addr + 7) + 1);
+	}
+	fd_set_nonblock(fd);
+	(void)smtpd_accept_fd(arg, fd, addr);
 }
 
 static void

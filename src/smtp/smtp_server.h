@@ -35,6 +35,8 @@ struct smtpd_hooks {
 struct smtpd *smtpd_new(struct event_base *, struct config *, struct spool *,
     struct committer *, SSL_CTX *tls);
 void smtpd_set_hooks(struct smtpd *, const struct smtpd_hooks *);
+/* Starts a session on a connected socket from addr (tests, fuzzing). */
+int smtpd_accept_fd(struct smtpd *, int fd, const char *addr);
 /* Starts accepting on a bound, listening socket. */
 int smtpd_listen_fd(struct smtpd *, int fd);
 /* New sessions use the new configuration; sessions in progress keep theirs. */

@@ -151,6 +151,15 @@ damage(
 	close(fd);
 }
 
+static void
+truncate_to(const char *qid, off_t size)
+{
+	char *path = xasprintf("%s/queue/%s", tmpdir, qid);
+
+	assert_int_equal(truncate(path, size), 0);
+	free(path);
+}
+
 static off_t
 file_size(struct spool *sp, const char *qid)
 {
@@ -165,7 +174,7 @@ refuses_damage(void **state)
 {
 	struct spool *sp = *state;
 	struct spool_env *env;
-	char qid[QID_LEN + 1], *path;
+	char qid[QID_LEN + 1];
 	const char *why;
 
 	/* Bad magic. */
@@ -191,9 +200,7 @@ refuses_damage(void **state)
 
 	/* Truncated: the envelope is incomplete. */
 	write_msg(sp, "x\r\n", qid);
-	path = xasprintf("%s/queue/%s", tmpdir, qid);
-	assert_int_equal(truncate(path, file_size(sp, qid) - 3), 0);
-	free(path);
+	truncate_to(qid, file_size(sp, qid) - 3);
 	assert_int_equal(
 	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
 	assert_string_equal(why, "bad offsets in header");
@@ -212,7 +219,6 @@ torn_tail_is_ignored(void **state)
 	struct spool_env *env;
 	char qid[QID_LEN + 1];
 	const char *why;
-	char *path;
 	off_t size;
 	int fd;
 
@@ -227,9 +233,7 @@ torn_tail_is_ignored(void **state)
 	spool_env_free(&env);
 	close(fd);
 	/* A crash in the middle of the second append. */
-	path = xasprintf("%s/queue/%s", tmpdir, qid);
-	assert_int_equal(truncate(path, size + 7), 0);
-	free(path);
+	truncate_to(qid, size + 7);
 	assert_int_equal(
 	    spool_read(sp, SPOOL_QUEUE, qid, true, &env, &fd, &why), 0);
 	assert_int_equal(env->rcpt[0].state, RCPT_SENT);
@@ -278,6 +282,30 @@ incoming_cleanup_and_moves(void **state)
 	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
 }
 
+static void
+check_all_quarantines(void **state)
+{
+	struct spool *sp = *state;
+	struct spool_env *env;
+	char good[QID_LEN + 1], bad[QID_LEN + 1];
+	const char *why;
+
+	write_msg(sp, "x\r\n", good);
+	write_msg(sp, "y\r\n", bad);
+	damage(sp, bad, 8, "\x07", 1);
+	assert_int_equal(spool_check_all(sp), 1);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, good, false, &env, NULL, &why), 0);
+	spool_env_free(&env);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, bad, false, &env, NULL, &why), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_CORRUPT, bad, false, &env, NULL, &why), -1);
+	assert_string_equal(why, "unknown spool version");
+	assert_int_equal(spool_check_all(sp), 0);
+}
+
 int
 main(void)
 {
@@ -291,6 +319,8 @@ main(void)
 		    torn_tail_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    incoming_cleanup_and_moves, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    check_all_quarantines, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
