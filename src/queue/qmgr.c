@@ -231,10 +231,19 @@ qmsg_activate(struct qmgr *qm, struct qmsg *m)
 	    -1) {
 		if (errno == ENOENT)
 			msg_warn("%s: the queue file is gone", m->qid);
+		else if (errno == EBADMSG)
+			(void)spool_quarantine(
+			    qm->spool, SPOOL_QUEUE, m->qid, why);
 		else {
-			msg_warn("%s: moved to corrupt: %s", m->qid, why);
-			(void)spool_move(
-			    qm->spool, m->qid, SPOOL_QUEUE, SPOOL_CORRUPT);
+			/* Out of descriptors, an I/O error: try again later. */
+			msg_warn(
+			    "%s: cannot read the queue file: %s", m->qid, why);
+			qmsg_schedule(qm, m,
+			    clock_wall_us() +
+				(uint64_t)cfg_int(
+				    qm->cfg, P_MINIMAL_BACKOFF_TIME) *
+				    1000000);
+			return;
 		}
 		qmgr_forget(qm, m);
 		return;
@@ -597,10 +606,19 @@ scan_queue_cb(const char *qid, void *arg)
 		return;
 	if (spool_read(qm->spool, SPOOL_QUEUE, qid, false, &env, NULL, &why) ==
 	    -1) {
-		if (errno != ENOENT) {
-			msg_warn("%s: moved to corrupt: %s", qid, why);
-			(void)spool_move(
-			    qm->spool, qid, SPOOL_QUEUE, SPOOL_CORRUPT);
+		if (errno == EBADMSG)
+			(void)spool_quarantine(
+			    qm->spool, SPOOL_QUEUE, qid, why);
+		else if (errno != ENOENT) {
+			/* Unreadable now: activation tries again later. */
+			msg_warn(
+			    "%s: cannot read the queue file: %s", qid, why);
+			qmsg_schedule(qm, qmgr_add(qm, qid, QM_WAIT),
+			    clock_wall_us() +
+				(uint64_t)cfg_int(
+				    qm->cfg, P_MINIMAL_BACKOFF_TIME) *
+				    1000000);
+			sc->n++;
 		}
 		return;
 	}
