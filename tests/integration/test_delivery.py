@@ -452,3 +452,32 @@ def test_helo_fallback_and_size_limit(make_gateway, net):
     assert small.handler.helo == "out.example.com"
     (env, msg), = dsn_of(internal)
     check_dsn(env, msg, "bob@remote.test", "5.3.4")
+
+
+def test_one_transaction_per_destination(make_gateway, net):
+    """Recipients are grouped per destination (and split at
+    smtp_destination_recipient_limit)."""
+    port = free_port_on("127.0.0.21")
+    internal = net.sink("127.0.0.20")
+    mx = net.sink("127.0.0.21", port=port)
+    other = net.sink("127.0.0.24", port=port)
+    dns = net.dns(mx=[("remote.test", "mx.remote.test", 10),
+                      ("other.test", "mx.other.test", 10)],
+                  hosts=[("mx.remote.test", "127.0.0.21"),
+                         ("mx.other.test", "127.0.0.24")])
+    gw = make_gateway(internal_relay_host=f"[127.0.0.20]:{internal.port}",
+                      dns_servers=dns.server, smtp_tcp_port=port,
+                      smtp_destination_recipient_limit=2)
+    rcpts = ["a@example.com", "b@remote.test", "c@remote.test",
+             "d@remote.test", "e@other.test", "f@example.com"]
+    qid = send(gw.port, "alice@example.com", rcpts, "grouped\r\n")
+    gw.wait_log(rf"{qid}: removed")
+    got = {name: sorted(tuple(sorted(env["X-Rcpt-Args"]))
+                        for env, _ in sink.messages())
+           for name, sink in (("internal", internal), ("mx", mx),
+                              ("other", other))}
+    assert got["internal"] == [("<a@example.com>", "<f@example.com>")]
+    assert got["mx"] == sorted([("<b@remote.test>", "<c@remote.test>"),
+                                ("<d@remote.test>",)])
+    assert got["other"] == [("<e@other.test>",)]
+    assert gw.log().count(f"{qid}: to=<") == 6
