@@ -184,30 +184,6 @@ sasl_base64(const char *s)
 	return b64((const unsigned char *)s, strlen(s));
 }
 
-char *
-sasl_unbase64(const char *s)
-{
-	size_t len = strlen(s);
-	unsigned char *out;
-	int n;
-
-	if (len % 4 != 0)
-		return NULL;
-	out = xmalloc(len / 4 * 3 + 1);
-	n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
-	if (n < 0) {
-		free(out);
-		return NULL;
-	}
-	/* EVP_DecodeBlock counts the padding as data. */
-	if (len >= 1 && s[len - 1] == '=')
-		n--;
-	if (len >= 2 && s[len - 2] == '=')
-		n--;
-	out[n] = '\0';
-	return (char *)out;
-}
-
 void
 sasl_secret_free(char *s)
 {

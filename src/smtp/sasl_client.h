@@ -49,8 +49,6 @@ const struct sasl_cred *sasl_map_lookup(
 char *sasl_plain_response(const char *user, const char *pass);
 /* base64 of a string (the AUTH LOGIN steps). */
 char *sasl_base64(const char *s);
-/* Decodes base64 text into a string; NULL if it is not base64. */
-char *sasl_unbase64(const char *s);
 void sasl_secret_free(char *);
 
 #endif

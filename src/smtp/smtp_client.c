@@ -70,7 +70,6 @@ struct smtpc_ctx {
 	struct config *cfg;
 	SSL_CTX *tls;
 	struct smtpc *list;
-	unsigned count;
 };
 
 struct smtpc {
@@ -99,7 +98,6 @@ struct smtpc {
 	bool tls_active;
 	char peer[DNS_NAME_MAX + 80]; /* host[addr]:port */
 	char hostaddr[DNS_NAME_MAX + 64]; /* host[addr] */
-	uint64_t ready_us;
 
 	/* What the server offers (EHLO). */
 	bool esmtp, pipelining, starttls, eightbit, auth, auth_plain,
@@ -223,12 +221,6 @@ smtpc_ctx_set_config(struct smtpc_ctx *ctx, struct config *cfg)
 {
 	config_unref(&ctx->cfg);
 	ctx->cfg = config_ref(cfg);
-}
-
-unsigned
-smtpc_ctx_count(const struct smtpc_ctx *ctx)
-{
-	return ctx->count;
 }
 
 void
@@ -760,7 +752,6 @@ smtpc_connect(struct smtpc_ctx *ctx, const struct smtpc_opts *o,
 	if (s->next != NULL)
 		s->next->prev = s;
 	ctx->list = s;
-	ctx->count++;
 	s->timer = evtimer_new(ctx->base, start_cb, s);
 	evtimer_add(s->timer, &now);
 	return s;
@@ -800,7 +791,6 @@ static void
 ready(struct smtpc *s)
 {
 	s->phase = PH_READY;
-	s->ready_us = clock_mono_us();
 	arm_timeouts(s);
 	if (!s->ready_once) {
 		s->ready_once = true;
@@ -1413,7 +1403,6 @@ smtpc_destroy(struct smtpc *s)
 		s->ctx->list = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	s->ctx->count--;
 	event_free(s->timer);
 	free(s->ex);
 	free(s->chunk);
@@ -1456,10 +1445,4 @@ const char *
 smtpc_host(const struct smtpc *s)
 {
 	return s->cur < s->ntargets ? s->targets[s->cur].host : "";
-}
-
-uint64_t
-smtpc_ready_time(const struct smtpc *s)
-{
-	return s->ready_us;
 }

@@ -94,8 +94,5 @@ void smtpc_free(struct smtpc **);
 const char *smtpc_peer(const struct smtpc *);
 /* "mx.remote.test" (for Remote-MTA). */
 const char *smtpc_host(const struct smtpc *);
-/* When the connection became ready (monotonic microseconds). */
-uint64_t smtpc_ready_time(const struct smtpc *);
-unsigned smtpc_ctx_count(const struct smtpc_ctx *);
 
 #endif

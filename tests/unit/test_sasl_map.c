@@ -61,18 +61,13 @@ static void
 responses(void **state)
 {
 	char *s = sasl_plain_response("user", "pass");
-	char *d;
 
 	/* base64 of "\0user\0pass" (RFC 4616). */
 	assert_string_equal(s, "AHVzZXIAcGFzcw==");
 	sasl_secret_free(s);
 	s = sasl_base64("user");
 	assert_string_equal(s, "dXNlcg==");
-	d = sasl_unbase64(s);
-	assert_string_equal(d, "user");
-	free(d);
 	sasl_secret_free(s);
-	assert_null(sasl_unbase64("abc"));
 }
 
 int
