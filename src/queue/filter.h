@@ -40,7 +40,7 @@ typedef void (*filter_done_fn)(
 /* What a filter gets when it is made. */
 struct filter_env {
 	struct event_base *base;
-	struct config *cfg; /* a reference: set_config() brings the next */
+	struct config *cfg; /* config_ref() it to keep it; set_config() */
 	struct spool *spool;
 	struct committer *committer;
 	struct qmgr *qmgr; /* for qmgr_enqueue() of outputs */
