@@ -13,6 +13,7 @@
 #include "daemon/daemon.h"
 #include "daemon/dispatcher.h"
 #include "dns/dns.h"
+#include "engine/engine.h"
 #include "queue/commit.h"
 #include "queue/filter.h"
 #include "queue/qmgr.h"
@@ -172,9 +173,9 @@ dispatcher_main(struct role_env *env)
 	d.tls = dispatcher_tls(d.cfg);
 	if ((d.dns = dns_new(d.base, d.cfg, &why)) == NULL)
 		msg_fatal("DNS: %s", why);
-	/* The engine replaces the pass-through filter (issue 5). */
-	d.qmgr = qmgr_new(d.base, d.cfg, d.spool, d.committer, d.dns,
-	    &filter_passthrough, &why);
+	/* Messages pass the engines (src/engine) before delivery. */
+	d.qmgr = qmgr_new(
+	    d.base, d.cfg, d.spool, d.committer, d.dns, &filter_engine, &why);
 	if (d.qmgr == NULL)
 		msg_fatal("queue manager: %s", why);
 	if ((d.verify = verify_new(d.base, d.cfg, d.dns, &why)) == NULL)

@@ -29,6 +29,7 @@
 #include "common/util.h"
 #include "daemon/daemon.h"
 #include "daemon/privsep.h"
+#include "engine/engine.h"
 #include "queue/spool.h"
 #include "smtp/tls.h"
 #include "store/masterkey.h"
@@ -43,6 +44,8 @@ role_one(const struct config *cfg)
 const struct role daemon_roles[] = {
 	/* The dispatcher holds no private keys: no master key. */
 	{ "dispatcher", dispatcher_main, role_one, P_SMTPD_LISTEN, false },
+	/* Engines unseal private keys: they get the master key. */
+	{ "engine", engine_main, engine_count, -1, true },
 };
 const size_t daemon_nroles = nitems(daemon_roles);
 

@@ -1,9 +1,8 @@
 /*
  * The filter stage between receiving and delivery. A message at stage
  * SPOOL_RECEIVED goes through the filter before the queue manager
- * delivers it; the S/MIME engine (DESIGN.md section 2) is such a filter.
- * Until it exists, filter_passthrough marks each message SPOOL_FILTERED
- * unchanged.
+ * delivers it; the S/MIME engine (DESIGN.md section 2, src/engine) is
+ * such a filter.
  *
  * The contract:
  * - submit() gets the queue ID of a message in queue/ at stage
@@ -15,6 +14,9 @@
  *   wrote outputs (new messages, stage SPOOL_FILTERED, parent set, made
  *   durable first) and gave each to qmgr_enqueue(), then removed the
  *   original; or it moved the message to corrupt/ with a log line.
+ *   Outputs carry SPOOL_F_OUTPUT: while their parent is still in queue/
+ *   (a transform that did not finish) they are never delivered, and the
+ *   start-up scan removes them.
  * - FILTER_DEFER: nothing changed; the queue manager offers the message
  *   again after minimal_backoff_time. reason goes to the log.
  * A filter may be asked for many messages at once; it queues them itself.
@@ -53,8 +55,5 @@ struct filter_ops {
 	void (*set_config)(void *ctx, struct config *);
 	void (*destroy)(void *ctx);
 };
-
-/* The stand-in until the engine exists: every message passes unchanged. */
-extern const struct filter_ops filter_passthrough;
 
 #endif

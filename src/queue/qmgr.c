@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "smtp/smtp_client.h"
 
 static void qmsg_timer_cb(evutil_socket_t, short, void *);
+static bool output_orphaned(struct qmgr *, const struct spool_env *);
 static void round_warn(struct qmgr *, struct qmsg *);
 static void round_end(struct qmgr *, struct qmsg *);
 
@@ -252,6 +254,18 @@ qmsg_activate(struct qmgr *qm, struct qmsg *m)
 		close(fd);
 		spool_env_free(&env);
 		qmgr_to_filter(qm, m);
+		return;
+	}
+	if (output_orphaned(qm, env)) {
+		/* Only the start-up scan may decide which one goes. */
+		msg_warn("%s: not delivered: its parent %s is still queued",
+		    m->qid, env->parent);
+		close(fd);
+		spool_env_free(&env);
+		qmsg_schedule(qm, m,
+		    clock_wall_us() +
+			(uint64_t)cfg_int(qm->cfg, P_MINIMAL_BACKOFF_TIME) *
+			    1000000);
 		return;
 	}
 	m->env = env;
@@ -642,11 +656,55 @@ scan_hold_cb(const char *qid, void *arg)
 	}
 }
 
+/*
+ * Outputs of the filter whose parent is still queued are the traces of a
+ * transform that did not reach its commit point (the parent is removed
+ * only after every output is durable): they go, and the parent is
+ * filtered again. A filter output is never delivered beside its parent.
+ */
+static bool
+output_orphaned(struct qmgr *qm, const struct spool_env *env)
+{
+	return (env->flags & SPOOL_F_OUTPUT) && env->parent[0] != '\0' &&
+	    (faccessat(qm->spool->dfd[SPOOL_QUEUE], env->parent, F_OK,
+		 AT_SYMLINK_NOFOLLOW) == 0 ||
+		faccessat(qm->spool->dfd[SPOOL_HOLD], env->parent, F_OK,
+		    AT_SYMLINK_NOFOLLOW) == 0);
+}
+
+static void
+scan_traces_cb(const char *qid, void *arg)
+{
+	struct scan *sc = arg;
+	struct qmgr *qm = sc->qm;
+	struct spool_env *env;
+	const char *why;
+
+	if (spool_read(qm->spool, SPOOL_QUEUE, qid, false, &env, NULL, &why) ==
+	    -1)
+		return;
+	if (output_orphaned(qm, env)) {
+		if (spool_remove(qm->spool, SPOOL_QUEUE, qid) == -1)
+			msg_warn("%s: cannot remove: %m", qid);
+		else {
+			msg_info("%s: removed: output of an interrupted "
+				 "transform of %s",
+			    qid, env->parent);
+			sc->n++;
+		}
+	}
+	spool_env_free(&env);
+}
+
 void
 qmgr_start(struct qmgr *qm)
 {
-	struct scan q = { qm, 0 }, h = { qm, 0 };
+	struct scan q = { qm, 0 }, h = { qm, 0 }, t = { qm, 0 };
 
+	if (spool_scan(qm->spool, SPOOL_QUEUE, scan_traces_cb, &t) == -1)
+		msg_warn("cannot scan the queue: %m");
+	if (t.n > 0 && fsync(qm->spool->dfd[SPOOL_QUEUE]) == -1)
+		msg_warn("cannot sync the queue directory: %m");
 	if (spool_scan(qm->spool, SPOOL_QUEUE, scan_queue_cb, &q) == -1 ||
 	    spool_scan(qm->spool, SPOOL_HOLD, scan_hold_cb, &h) == -1)
 		msg_warn("cannot scan the queue: %m");

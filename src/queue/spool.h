@@ -51,6 +51,13 @@ enum rcpt_state {
 #define SPOOL_F_BOUNCE 0x01 /* a delivery status notification */
 #define SPOOL_F_8BIT 0x02 /* BODY=8BITMIME */
 #define SPOOL_F_TEST 0x04 /* injected by the send-test tool */
+/*
+ * Written by the filter from its parent (env.parent). The filter removes
+ * the parent only after every output is durable, so an output whose
+ * parent is still queued is the trace of an interrupted transform: the
+ * queue manager removes it at start, and never delivers it.
+ */
+#define SPOOL_F_OUTPUT 0x08
 
 struct spool_rcpt {
 	char *addr;

@@ -83,14 +83,14 @@ def test_delete_and_all(make_gateway, net):
 def test_requeue_runs_from_the_start(make_gateway, net):
     gw, port = deferred_gateway(make_gateway, net)
     a, = defer(gw, 1)
-    assert gw.log().count(f"{a}: engine=none action=pass") == 1
+    assert gw.log().count(f"{a}: engine=smime action=none") == 1
     sink = net.add(SmtpSink(net.dir, "127.0.0.22", port=port))
     r = gw.ctl("queue", "requeue", a)
     assert r.stdout == f"{a}: requeued\nrequeue: 1 message\n"
     gw.wait_log(rf"{a}: requeued")
     sent_line(gw, a, "bob@remote.test", r"127\.0\.0\.22\[127\.0\.0\.22\]:\d+")
     # Through the filter again, as a new message would go.
-    assert gw.log().count(f"{a}: engine=none action=pass") == 2
+    assert gw.log().count(f"{a}: engine=smime action=none") == 2
     sink.wait(1)
 
 
@@ -122,7 +122,7 @@ def test_send_test(make_gateway, net):
                "someone@remote.test", "--subject", "gateway test")
     qid = r.stdout.strip()
     assert re.fullmatch(r"[0-9A-Z]{12}", qid), r.stdout
-    gw.wait_log(rf"{qid}: engine=none action=pass")
+    gw.wait_log(rf"{qid}: engine=smime action=none")
     sent_line(gw, qid, "someone@remote.test",
               r"127\.0\.0\.22\[127\.0\.0\.22\]:\d+")
     env, data = sink.wait(1)[0]
