@@ -289,20 +289,14 @@ unchanged(const struct job *j)
 }
 
 static void
-log_pass(const struct job *j)
+log_pass(struct job *j)
 {
-	char *to = xstrdup(""), *n;
-	const struct group *g = &j->groups[0];
+	char *to = engine_group_rcpts(j, &j->groups[0]);
+	char *note = engine_group_note(j, &j->groups[0]);
 
-	for (size_t i = 0; i < g->n; i++) {
-		n = xasprintf("%s%s<%s>", to, i > 0 ? "," : "",
-		    j->env->rcpt[g->rcpt[i]].addr);
-		free(to);
-		to = n;
-	}
-	msg_info("%s: engine=smime action=none to=%s (%s)", j->qid, to,
-	    g->plan->note);
+	msg_info("%s: engine=smime action=none to=%s (%s)", j->qid, to, note);
 	free(to);
+	free(note);
 }
 
 static bool

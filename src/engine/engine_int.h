@@ -155,6 +155,10 @@ void engine_fpr_short(const char *fpr, char out[24]);
  */
 int engine_transform(
     struct job *, struct group *, struct output *, const char **reason_r);
+/* The recipients of a group for a log line: "<a>,<b>". */
+char *engine_group_rcpts(const struct job *, const struct group *);
+/* Why a group goes as it came, per recipient when they differ. */
+char *engine_group_note(const struct job *, const struct group *);
 /* Verifies a signed message for auto_import_certificates only. */
 void engine_import_only(struct job *);
 /* The DSN for the recipients that get no copy. */

@@ -122,14 +122,43 @@ tmp_close(struct tmp *t)
 }
 
 /* The log line's recipient list: to=<a>,<b> */
-static char *
-rcpt_list(const struct job *j, const struct group *g)
+char *
+engine_group_rcpts(const struct job *j, const struct group *g)
 {
 	char *s = xstrdup(""), *n;
 
 	for (size_t i = 0; i < g->n; i++) {
 		n = xasprintf("%s%s<%s>", s, i > 0 ? "," : "",
 		    j->env->rcpt[g->rcpt[i]].addr);
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+/*
+ * Why a group goes as it came: its recipients' notes, each recipient
+ * named when they differ ("<a>: encrypt_mode allow: no certificate;
+ * <b>: not S/MIME").
+ */
+char *
+engine_group_note(const struct job *j, const struct group *g)
+{
+	const char *first = g->plan->note != NULL ? g->plan->note : "";
+	char *s = NULL, *n;
+	bool same = true;
+
+	for (size_t i = 0; i < g->n; i++) {
+		const char *note = j->plans[g->rcpt[i]].note;
+		same &= note != NULL && strcmp(note, first) == 0;
+	}
+	if (same)
+		return xstrdup(first);
+	for (size_t i = 0; i < g->n; i++) {
+		const char *note = j->plans[g->rcpt[i]].note;
+		n = xasprintf("%s%s<%s>: %s", s != NULL ? s : "",
+		    s != NULL ? "; " : "", j->env->rcpt[g->rcpt[i]].addr,
+		    note != NULL ? note : "");
 		free(s);
 		s = n;
 	}
@@ -663,7 +692,7 @@ engine_transform(
 	uint64_t limit =
 	    (uint64_t)cfg_int(j->e->cfg, P_AFTER_FILTER_MESSAGE_SIZE_LIMIT);
 	struct wbio wb;
-	char *log = NULL, *to, *sp;
+	char *log = NULL, *to, *sp, *note;
 	const char *why = "write error";
 	BIO *bio;
 	int rc;
@@ -684,9 +713,11 @@ engine_transform(
 		break;
 	default:
 		rc = smime_info_rewrite(&j->src, bio, NULL, 0, &why);
-		log = xasprintf("action=none (%s%s)", g->plan->note,
+		note = engine_group_note(j, g);
+		log = xasprintf("action=none (%s%s)", note,
 		    j->top.info_fields ? "; X-Mailseal-Info fields removed"
 				       : "");
+		free(note);
 		break;
 	}
 	BIO_free(bio);
@@ -706,7 +737,7 @@ engine_transform(
 		return -1;
 	}
 	/* "action=X to=<...> details" (DESIGN.md section 7). */
-	to = rcpt_list(j, g);
+	to = engine_group_rcpts(j, g);
 	sp = strchr(log, ' ');
 	o->log = xasprintf("%.*s to=%s%s",
 	    (int)(sp != NULL ? sp - log : (long)strlen(log)), log, to,

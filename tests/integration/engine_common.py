@@ -1,5 +1,6 @@
 """What the engine tests share: a gateway whose relay hosts are one
 smtp-sink, a raw sender, a GNUPGHOME for gpgsm, the canonical form."""
+import email.header
 import os
 import re
 import smtplib
@@ -22,6 +23,12 @@ def canon(msg):
     return r.stdout
 
 
+def canon8(msg):
+    """The 8-bit canonical form (MIME_CANON_8BIT): what decrypted
+    content is delivered as."""
+    return run(TOOL, "canon", "--8bit", input=msg).stdout
+
+
 def send_raw(port, sender, rcpts, data, source="127.0.0.1"):
     """One message exactly as given; returns its queue ID."""
     with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test",
@@ -34,6 +41,15 @@ def send_raw(port, sender, rcpts, data, source="127.0.0.1"):
         code, msg = s.data(data)
         assert code == 250, msg
         return msg.decode().rsplit(" ", 1)[1]
+
+
+def decoded_subject(data):
+    """The Subject field, RFC 2047 words decoded."""
+    m = re.search(rb"^Subject:[ \t]*(.*?)\r\n(?![ \t])", data, re.M | re.S)
+    if m is None:
+        return None
+    raw = re.sub(r"\r\n[ \t]", " ", m.group(1).decode("latin-1"))
+    return str(email.header.make_header(email.header.decode_header(raw)))
 
 
 class Net:
@@ -51,12 +67,22 @@ class Net:
     def for_rcpt(self, addr, n=1, timeout=20.0):
         """The messages whose envelope has addr."""
         def got():
-            # smtp-sink keeps LF line ends: back to the wire's CRLF.
-            m = [(e, re.sub(rb"\r?\n", b"\r\n", d))
+            # smtp-sink keeps LF line ends, and adds one at the end.
+            m = [(e, re.sub(rb"\r?\n", b"\r\n", d[:-1]))
                  for e, d in self.sink.messages()
                  if f"<{addr}>" in e.get("X-Rcpt-Args", [])]
             return m if len(m) >= n else None
         return wait_for(got, timeout, f"{n} message(s) for {addr}")
+
+    def find(self, addr, subject, timeout=20.0):
+        """The one message for addr whose Subject field is subject."""
+        def got():
+            m = [d for e, d in self.for_rcpt(addr, 1, timeout)
+                 if decoded_subject(d) == subject]
+            return m if m else None
+        m = wait_for(got, timeout, f"{subject!r} for {addr}")
+        assert len(m) == 1, m
+        return m[0]
 
     def rcpts_of(self):
         """The envelope recipients of each message, sorted."""
@@ -84,23 +110,24 @@ def net(tmp_path_factory):
 class GpgSM:
     """gpgsm in a temporary GNUPGHOME with a key and the test root."""
 
-    def __init__(self, pki, lf):
-        self.home = pki.p("gnupg-" + lf.name)
+    def __init__(self, pki, *leaves):
+        self.home = pki.p("gnupg-" + "-".join(lf.name for lf in leaves))
         os.makedirs(self.home, 0o700, exist_ok=True)
         with open(os.path.join(self.home, "gpgsm.conf"), "w") as f:
             f.write("disable-crl-checks\n")
         with open(os.path.join(self.home, "gpg-agent.conf"), "w") as f:
             f.write("allow-loopback-pinentry\n")
         self.env = dict(os.environ, GNUPGHOME=self.home)
-        p12 = pki.p(lf.name + ".p12")
+        self("--import", pki.root)
+        self("--import", pki.inter)
         # gpgsm 2.2 reads only the old PKCS#12 algorithms.
         legacy = ["-legacy"] if os.path.exists(LEGACY) else \
             ["-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES"]
-        run("openssl", "pkcs12", "-export", *legacy, "-in", lf.cert,
-            "-inkey", lf.key, "-passout", "pass:test", "-out", p12)
-        self("--import", pki.root)
-        self("--import", pki.inter)
-        self("--import", p12)
+        for lf in leaves:
+            p12 = pki.p(lf.name + ".p12")
+            run("openssl", "pkcs12", "-export", *legacy, "-in", lf.cert,
+                "-inkey", lf.key, "-passout", "pass:test", "-out", p12)
+            self("--import", p12)
         fpr = run("openssl", "x509", "-in", pki.root, "-noout",
                   "-fingerprint", "-sha1").stdout.decode().split("=")[1]
         with open(os.path.join(self.home, "trustlist.txt"), "w") as f:

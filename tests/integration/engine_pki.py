@@ -118,7 +118,7 @@ class PKI:
     def p(self, name):
         return os.path.join(self.d, name)
 
-    def leaf(self, name, addr, kind="rsa", start=None, end=None):
+    def leaf(self, name, addr, kind="rsa", start=None, end=None, more=()):
         lf = Leaf(self, name, addr)
         csr = self.p(name + ".csr")
         if kind == "ec":
@@ -135,7 +135,8 @@ class PKI:
                 "rsa_leaf" if kind == "rsa" else "ec_leaf"]
         if start:
             args += ["-startdate", start, "-enddate", end]
-        run(*args, env=dict(os.environ, SAN=f"email:{addr}"))
+        san = ",".join(f"email:{a}" for a in (addr, *more))
+        run(*args, env=dict(os.environ, SAN=san))
         with open(lf.bundle, "w") as f:
             f.write(open(lf.cert).read() + open(lf.key).read())
         return lf
