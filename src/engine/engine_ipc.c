@@ -119,17 +119,26 @@ eng_decode(struct ipc_msg *m, enum eng_dir dir, struct eng_msg *e,
 }
 
 int
-eng_send(int sock, const struct eng_msg *e, const char **error_r)
+eng_encode(const struct eng_msg *e, struct ipc_msg *m)
 {
 	const struct eng_type_def *d = type_def(e->type);
+
+	if (d == NULL || d->fd != (e->fd != -1))
+		return -1;
+	ipc_init(m, e->type);
+	d->put(m, e);
+	return m->error ? -1 : 0;
+}
+
+int
+eng_send(int sock, const struct eng_msg *e, const char **error_r)
+{
 	struct ipc_msg m;
 
-	if (d == NULL || d->fd != (e->fd != -1)) {
+	if (eng_encode(e, &m) == -1) {
 		*error_r = "bad message to send";
 		return -1;
 	}
-	ipc_init(&m, e->type);
-	d->put(&m, e);
 	return ipc_send(sock, &m, e->fd, error_r);
 }
 

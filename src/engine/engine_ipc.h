@@ -57,6 +57,8 @@ const char *eng_type_name(uint32_t);
 /* Checks and decodes a received message sent towards dir. */
 int eng_decode(
     struct ipc_msg *, enum eng_dir, struct eng_msg *, const char **error_r);
+/* Encodes (without the descriptor); -1 for a message that is not one. */
+int eng_encode(const struct eng_msg *, struct ipc_msg *);
 /* Encodes and sends (m->fd goes along for JOB). */
 int eng_send(int sock, const struct eng_msg *, const char **error_r);
 /*
