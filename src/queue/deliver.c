@@ -484,9 +484,10 @@ conn_idle_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct dest *d = c->d;
+	struct qmgr *qm = c->qm;
 
-	conn_free(c->qm, c);
-	dest_maybe_free(c->qm, d);
+	conn_free(qm, c);
+	dest_maybe_free(qm, d);
 }
 
 /* Starts what can start at a destination. */
