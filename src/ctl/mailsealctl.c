@@ -13,6 +13,8 @@
 #include "common/util.h"
 #include "ctl/ctl.h"
 #include "daemon/daemon.h"
+#include "store/masterkey.h"
+#include "store/store.h"
 
 static const struct ctl_command commands[] = {
 	{ "config", ctl_config_main,
@@ -27,6 +29,45 @@ static const struct ctl_command commands[] = {
 	    "queue list [--json]\n"
 	    "       queue show ID" },
 	{ "log", ctl_log_main, "log [-f] [-n LINES] [PATTERN]" },
+	{ "domain", ctl_domain_main,
+	    "domain add | delete NAME\n"
+	    "       domain list [--json]\n"
+	    "       domain show NAME [--json]\n"
+	    "       domain set NAME PROPERTY VALUE\n"
+	    "       domain inherit NAME PROPERTY" },
+	{ "user", ctl_user_main,
+	    "user add | delete EMAIL\n"
+	    "       user list [--json] [TEXT]\n"
+	    "       user show EMAIL [--json]\n"
+	    "       user set EMAIL PROPERTY VALUE\n"
+	    "       user inherit EMAIL PROPERTY" },
+	{ "global", ctl_global_main,
+	    "global show [--json]\n"
+	    "       global set PROPERTY VALUE\n"
+	    "       global inherit PROPERTY" },
+	{ "property", ctl_property_main,
+	    "property list [--json]\n"
+	    "       property doc" },
+	{ "cert", ctl_cert_main,
+	    "cert import FILE [--password-file F] [--bind EMAIL|DOMAIN] "
+	    "[--json]\n"
+	    "       cert list [--email X] [--expired] [--with-key] [--json]\n"
+	    "       cert show FPR [--json]\n"
+	    "       cert export FPR\n"
+	    "       cert delete FPR\n"
+	    "       cert bind | unbind FPR EMAIL|DOMAIN" },
+	{ "root", ctl_root_main,
+	    "root import FILE [--json]\n"
+	    "       root list [--json]\n"
+	    "       root delete FPR" },
+	{ "crl", ctl_crl_main,
+	    "crl import FILE [--json]\n"
+	    "       crl list [--json]\n"
+	    "       crl delete FPR" },
+	{ "ctl", ctl_ctl_main,
+	    "ctl set FPR whitelisted | blacklisted\n"
+	    "       ctl unset FPR\n"
+	    "       ctl list [--json]" },
 };
 
 void
@@ -55,6 +96,53 @@ ctl_config(struct ctl *ctl)
 		exit(1);
 	}
 	return ctl->cfg;
+}
+
+struct store *
+ctl_store(struct ctl *ctl)
+{
+	const char *why;
+
+	if (ctl->store != NULL)
+		return ctl->store;
+	if (store_open(cfg_str(ctl_config(ctl), P_STORE), STORE_CREATE,
+		&ctl->store, &why) == -1)
+		ctl_die("%s%s", why,
+		    geteuid() != 0 ? " (run mailsealctl as root)" : "");
+	return ctl->store;
+}
+
+struct masterkey *
+ctl_masterkey(struct ctl *ctl)
+{
+	char *path;
+	const char *why;
+	bool created;
+
+	if (ctl->mk != NULL)
+		return ctl->mk;
+	path = masterkey_path(ctl_config(ctl));
+	if (masterkey_setup(ctl_store(ctl), path, &ctl->mk, &created, &why) ==
+	    -1)
+		ctl_die("%s%s", why,
+		    geteuid() != 0 ? " (run mailsealctl as root)" : "");
+	if (created)
+		fprintf(stderr,
+		    "mailsealctl: made a new master key in %s: keep a backup "
+		    "of it in a safe place\n",
+		    path);
+	free(path);
+	return ctl->mk;
+}
+
+void
+ctl_json_print(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+
+	printf("%s\n", s);
+	free(s);
+	json_decref(j);
 }
 
 json_t *
@@ -172,6 +260,8 @@ main(int argc, char **argv)
 		if (strcmp(commands[i].name, argv[0]) == 0) {
 			optind = 1;
 			rc = commands[i].run(&ctl, argc, argv);
+			masterkey_free(&ctl.mk);
+			store_close(&ctl.store);
 			config_unref(&ctl.cfg);
 			return rc;
 		}

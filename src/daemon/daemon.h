@@ -23,6 +23,11 @@ struct role {
 	int (*count)(const struct config *);
 	/* The parameter of listen addresses this role gets, or -1. */
 	int listen_param;
+	/*
+	 * Whether it gets the store master key (engines, admin): a pipe
+	 * whose number is in MAILSEAL_KEY_FD, read with masterkey_receive().
+	 */
+	bool master_key;
 };
 
 extern const struct role daemon_roles[];

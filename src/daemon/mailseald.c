@@ -31,6 +31,8 @@
 #include "daemon/privsep.h"
 #include "queue/spool.h"
 #include "smtp/tls.h"
+#include "store/masterkey.h"
+#include "store/store.h"
 
 static int
 role_one(const struct config *cfg)
@@ -39,7 +41,8 @@ role_one(const struct config *cfg)
 }
 
 const struct role daemon_roles[] = {
-	{ "dispatcher", dispatcher_main, role_one, P_SMTPD_LISTEN },
+	/* The dispatcher holds no private keys: no master key. */
+	{ "dispatcher", dispatcher_main, role_one, P_SMTPD_LISTEN, false },
 };
 const size_t daemon_nroles = nitems(daemon_roles);
 
@@ -66,6 +69,7 @@ struct parent {
 	bool stopping;
 	int pid_fd;
 	char *pid_path;
+	struct masterkey *mk; /* for the roles that get it */
 };
 
 static void
@@ -183,6 +187,55 @@ prepare_dirs(struct parent *p, uid_t uid, gid_t gid)
 }
 
 static void
+chown_store_file(const char *path, const char *suffix, uid_t uid, gid_t gid)
+{
+	char *f = xasprintf("%s%s", path, suffix);
+
+	if (access(f, F_OK) == 0 && privsep_chown(f, uid, gid) == -1)
+		msg_fatal("cannot chown %s: %m", f);
+	free(f);
+}
+
+/*
+ * The store is made (and migrated) here, as root, then handed to
+ * mail_owner, whose children open it; the master key stays root's.
+ */
+static void
+prepare_store(struct parent *p, uid_t uid, gid_t gid)
+{
+	const char *uri = cfg_str(p->cfg, P_STORE), *why;
+	char *kpath = masterkey_path(p->cfg), *dir;
+	struct store *st;
+	bool created;
+
+	if (strncmp(uri, "sqlite:", 7) == 0) {
+		dir = xstrdup(uri + 7);
+		*strrchr(dir, '/') = '\0';
+		if (*dir != '\0' && access(dir, F_OK) == -1) {
+			if (mkdir_p(dir, 0750) == -1)
+				msg_fatal("cannot create %s: %m", dir);
+			privsep_chown(dir, uid, gid);
+		}
+		free(dir);
+	}
+	if (store_open(uri, STORE_CREATE, &st, &why) == -1)
+		msg_fatal("%s", why);
+	if (masterkey_setup(st, kpath, &p->mk, &created, &why) == -1)
+		msg_fatal("%s", why);
+	if (created)
+		msg_info("made a new master key in %s: keep a backup of it "
+			 "in a safe place",
+		    kpath);
+	if (store_path(st) != NULL) {
+		chown_store_file(store_path(st), "", uid, gid);
+		chown_store_file(store_path(st), "-wal", uid, gid);
+		chown_store_file(store_path(st), "-shm", uid, gid);
+	}
+	store_close(&st);
+	free(kpath);
+}
+
+static void
 prepare_tls(struct parent *p, uid_t uid, gid_t gid)
 {
 	const char *dd = cfg_str(p->cfg, P_DATA_DIRECTORY), *why;
@@ -239,16 +292,26 @@ static void
 child_start(struct parent *p, struct child *c)
 {
 	size_t r = (size_t)(c->role - daemon_roles);
-	char inst[16], nfds[16], logfd[16];
+	char inst[16], nfds[16], logfd[16], keyfd[16];
+	const char *why;
+	int kfd = -1;
 	pid_t pid;
 
+	if (c->role->master_key && masterkey_pass(p->mk, &kfd, &why) == -1) {
+		msg_warn("%s: %s", c->role->name, why);
+		return;
+	}
 	if ((pid = fork()) == -1) {
 		msg_warn("fork: %m");
+		if (kfd != -1)
+			close(kfd);
 		return;
 	}
 	if (pid > 0) {
 		c->pid = pid;
 		c->started_us = clock_mono_us();
+		if (kfd != -1)
+			close(kfd);
 		return;
 	}
 	/* The child: listeners become fds 3.., then exec. */
@@ -261,6 +324,8 @@ child_start(struct parent *p, struct child *c)
 			_exit(1);
 	if (logf != -1 && (logf = fcntl(logf, F_DUPFD_CLOEXEC, 64)) == -1)
 		_exit(1);
+	if (kfd != -1 && (kfd = fcntl(kfd, F_DUPFD_CLOEXEC, 64)) == -1)
+		_exit(1);
 	for (size_t i = 0; i < n; i++) {
 		if (dup2(tmp[i], (int)(3 + i)) == -1)
 			_exit(1);
@@ -269,6 +334,13 @@ child_start(struct parent *p, struct child *c)
 		if (dup2(logf, (int)(3 + n)) == -1)
 			_exit(1);
 		logf = (int)(3 + n);
+	}
+	if (kfd != -1) {
+		int to = (int)(3 + n + (logf != -1));
+		if (dup2(kfd, to) == -1)
+			_exit(1);
+		snprintf(keyfd, sizeof(keyfd), "%d", to);
+		setenv(MASTERKEY_ENV, keyfd, 1);
 	}
 	snprintf(inst, sizeof(inst), "%d", c->instance);
 	snprintf(nfds, sizeof(nfds), "%zu", n);
@@ -438,6 +510,7 @@ parent_main(struct parent *p)
 		privsep_chown(logfile, uid, gid);
 	}
 	prepare_dirs(p, uid, gid);
+	prepare_store(p, uid, gid);
 	prepare_tls(p, uid, gid);
 	bind_listeners(p);
 	privsep_raise_nofile();
@@ -492,6 +565,7 @@ parent_main(struct parent *p)
 	free(p->pid_path);
 	close(p->pid_fd);
 	config_unref(&p->cfg);
+	masterkey_free(&p->mk);
 	return 0;
 }
 
