@@ -9,10 +9,12 @@
 #include <strings.h>
 
 #include "admin/admin.h"
+#include "admin/admin_store.h"
 #include "admin/api.h"
 #include "admin/session.h"
 #include "common/config.h"
 #include "common/util.h"
+#include "store/store.h"
 
 #define SESSION_COOKIE "mailseal_session"
 
@@ -343,6 +345,25 @@ body_parse(struct api_req *r)
 	return true;
 }
 
+/* The session's admin still exists, with the password of the login. */
+static bool
+session_current(struct api_req *r)
+{
+	struct store_admin *adm = NULL;
+	const char *why;
+	bool ok;
+
+	if (r->a->test_mode)
+		return true;
+	if (store_admin_get(admin_st(r->a), r->session->username, &adm,
+		&why) == -1)
+		return false;
+	ok = adm != NULL && session_pw_tag_ok(r->session, adm->password_hash);
+	if (adm != NULL)
+		store_admin_free(adm, 1);
+	return ok;
+}
+
 static void
 api_dispatch_locked(struct api_req *r)
 {
@@ -355,6 +376,10 @@ api_dispatch_locked(struct api_req *r)
 	r->session = sessions_find(&a->sessions,
 	    r->lookup(r->conn, API_COOKIE, SESSION_COOKIE), clock_mono_us(),
 	    idle);
+	if (r->session != NULL && !session_current(r)) {
+		sessions_remove(&a->sessions, r->session);
+		r->session = NULL;
+	}
 	if (!(r->route->flags & R_PUBLIC) && r->session == NULL) {
 		api_error(r, 401, "authentication required");
 		return;

@@ -163,9 +163,11 @@ api_admins_password(struct api_req *r)
 		api_error(r, 500, "%s", why);
 		return;
 	}
-	free(hash);
 	/* Other sessions of that admin end; this one goes on. */
 	sessions_remove_user(&r->a->sessions, name, r->session);
+	if (self)
+		session_set_pw_tag(r->session, hash);
+	free(hash);
 	msg_info("admin %s changed the password of %s", r->session->username,
 	    name);
 	api_no_content(r);

@@ -86,6 +86,7 @@ api_login(struct api_req *r)
 	if (r->session != NULL)
 		sessions_remove(&r->a->sessions, r->session);
 	s = sessions_create(&r->a->sessions, adm->name, now, id);
+	session_set_pw_tag(s, adm->password_hash);
 	r->session = s;
 	api_header(r, "Set-Cookie",
 	    COOKIE "=%s; Path=/; Secure; HttpOnly; SameSite=Strict", id);

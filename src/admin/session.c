@@ -108,6 +108,21 @@ sessions_find(
 	return NULL;
 }
 
+void
+session_set_pw_tag(struct session *s, const char *password_hash)
+{
+	id_digest(password_hash, s->pw_tag);
+}
+
+bool
+session_pw_tag_ok(const struct session *s, const char *password_hash)
+{
+	unsigned char h[32];
+
+	id_digest(password_hash, h);
+	return CRYPTO_memcmp(h, s->pw_tag, sizeof(h)) == 0;
+}
+
 bool
 session_csrf_ok(const struct session *s, const char *token)
 {

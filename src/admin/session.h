@@ -21,6 +21,7 @@ struct session {
 	unsigned char id_hash[32];
 	char csrf[SESSION_ID_HEX + 1];
 	char *username;
+	unsigned char pw_tag[32]; /* SHA-256 of the password hash at login */
 	uint64_t created_us, last_us;
 };
 
@@ -38,6 +39,12 @@ struct session *sessions_create(struct sessions *, const char *username,
  */
 struct session *sessions_find(
     struct sessions *, const char *id_hex, uint64_t now_us, uint64_t idle_us);
+/*
+ * The password a session was opened with: a session ends when its admin
+ * is deleted or gets a new password, by whatever means.
+ */
+void session_set_pw_tag(struct session *, const char *password_hash);
+bool session_pw_tag_ok(const struct session *, const char *password_hash);
 /* Whether token is the session's CSRF token. */
 bool session_csrf_ok(const struct session *, const char *token);
 void sessions_remove(struct sessions *, struct session *);
