@@ -523,6 +523,16 @@ config_check_all(struct config *cfg, const char *name, struct strlist *errors)
 		    "must not be smaller than "
 		    "before_filter_message_size_limit (%lld)",
 		    name, a->set ? a->line : b->line, a->i, b->i);
+	if (cfg->v[P_MINIMAL_BACKOFF_TIME].i >
+	    cfg->v[P_MAXIMAL_BACKOFF_TIME].i) {
+		struct pvalue *m = &cfg->v[P_MINIMAL_BACKOFF_TIME];
+		strlist_addf(errors,
+		    "%s:%d: error: minimal_backoff_time (%llds) must not be "
+		    "larger than maximal_backoff_time (%llds)",
+		    name,
+		    m->set ? m->line : cfg->v[P_MAXIMAL_BACKOFF_TIME].line,
+		    m->i, cfg->v[P_MAXIMAL_BACKOFF_TIME].i);
+	}
 	if (cfg_nexthop(cfg, P_INTERNAL_RELAY_HOST)->host == NULL &&
 	    cfg_bool(cfg, P_REJECT_UNVERIFIED_RECIPIENT)) {
 		struct pvalue *r = &cfg->v[P_REJECT_UNVERIFIED_RECIPIENT];

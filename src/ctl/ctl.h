@@ -43,6 +43,7 @@ int ctl_config_main(struct ctl *, int, char **);
 int ctl_reload_main(struct ctl *, int, char **);
 int ctl_status_main(struct ctl *, int, char **);
 int ctl_queue_main(struct ctl *, int, char **);
+int ctl_send_test_main(struct ctl *, int, char **);
 int ctl_log_main(struct ctl *, int, char **);
 int ctl_domain_main(struct ctl *, int, char **);
 int ctl_user_main(struct ctl *, int, char **);

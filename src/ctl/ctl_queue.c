@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include "common/config.h"
 #include "common/util.h"
 #include "ctl/ctl.h"
+#include "daemon/daemon.h"
 #include "queue/spool.h"
 
 struct qlist {
@@ -230,6 +233,187 @@ queue_show(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+/* Changing the queue: through the daemon, or on the files when it is down. */
+
+struct qchange {
+	const char *name; /* the subcommand */
+	const char *verb; /* "ID: placed on hold" */
+	/* The change on the files, when no daemon runs: 1 done, 0 missing. */
+	int (*offline)(struct spool *, const char *qid);
+	/* The directories that --all takes, when no daemon runs. */
+	enum spool_dir all_dir;
+	bool all_hold_too;
+};
+
+static int
+off_hold(struct spool *sp, const char *qid)
+{
+	if (spool_move(sp, qid, SPOOL_QUEUE, SPOOL_HOLD) == 0)
+		return 1;
+	return errno == ENOENT &&
+	    faccessat(sp->dfd[SPOOL_HOLD], qid, F_OK, 0) == 0;
+}
+
+static int
+off_release(struct spool *sp, const char *qid)
+{
+	return spool_move(sp, qid, SPOOL_HOLD, SPOOL_QUEUE) == 0;
+}
+
+static int
+off_delete(struct spool *sp, const char *qid)
+{
+	return spool_remove(sp, SPOOL_QUEUE, qid) == 0 ||
+	    spool_remove(sp, SPOOL_HOLD, qid) == 0;
+}
+
+/* Appends tail records: the stage goes back, or the next try is now. */
+static int
+off_mark(struct spool *sp, const char *qid, bool rewind)
+{
+	enum spool_dir dir = SPOOL_QUEUE;
+	struct spool_env *env;
+	const char *why;
+	int fd, rc = 1;
+
+	if (spool_read(sp, dir, qid, true, &env, &fd, &why) == -1) {
+		if (errno != ENOENT || !rewind)
+			return 0;
+		dir = SPOOL_HOLD;
+		if (spool_read(sp, dir, qid, true, &env, &fd, &why) == -1)
+			return 0;
+	}
+	if ((rewind &&
+		(spool_mark_stage(fd, env, SPOOL_RECEIVED, false) == -1 ||
+		    spool_mark_schedule(fd, env, 0, 0) == -1)) ||
+	    (!rewind && spool_mark_schedule(fd, env, env->attempts, 0) == -1) ||
+	    fdatasync(fd) == -1) {
+		fprintf(stderr, "mailsealctl: %s: cannot update: %s\n", qid,
+		    strerror(errno));
+		rc = 0;
+	}
+	close(fd);
+	spool_env_free(&env);
+	if (rc == 1 && dir == SPOOL_HOLD &&
+	    spool_move(sp, qid, SPOOL_HOLD, SPOOL_QUEUE) == -1)
+		rc = 0;
+	return rc;
+}
+
+static int
+off_requeue(struct spool *sp, const char *qid)
+{
+	return off_mark(sp, qid, true);
+}
+
+static int
+off_flush(struct spool *sp, const char *qid)
+{
+	return off_mark(sp, qid, false);
+}
+
+static const struct qchange qchanges[] = {
+	{ "hold", "placed on hold", off_hold, SPOOL_QUEUE, false },
+	{ "release", "released from hold", off_release, SPOOL_HOLD, false },
+	{ "delete", "deleted", off_delete, SPOOL_QUEUE, true },
+	{ "requeue", "requeued", off_requeue, SPOOL_QUEUE, true },
+	{ "flush", "flushed", off_flush, SPOOL_QUEUE, false },
+};
+
+struct idlist {
+	json_t *ids;
+};
+
+static void
+collect_id(const char *qid, void *arg)
+{
+	json_array_append_new(((struct idlist *)arg)->ids, json_string(qid));
+}
+
+static int
+report(const struct qchange *qc, json_t *done, json_t *missing)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(done, i, v)
+	    printf("%s: %s\n", json_string_value(v), qc->verb);
+	json_array_foreach(missing, i, v) fprintf(stderr,
+	    "mailsealctl: %s: no such message%s\n", json_string_value(v),
+	    strcmp(qc->name, "release") == 0 ? " on hold" : "");
+	printf("%s: %zu message%s\n", qc->name, json_array_size(done),
+	    json_array_size(done) == 1 ? "" : "s");
+	return json_array_size(missing) > 0 ? 1 : 0;
+}
+
+static int
+queue_change_offline(
+    struct ctl *ctl, const struct qchange *qc, json_t *ids, bool all)
+{
+	struct spool *sp = open_spool(ctl);
+	json_t *done = json_array(), *missing = json_array(), *v;
+	struct idlist il = { ids };
+	size_t i;
+	int rc;
+
+	if (all) {
+		spool_scan(sp, qc->all_dir, collect_id, &il);
+		if (qc->all_hold_too)
+			spool_scan(sp, SPOOL_HOLD, collect_id, &il);
+	}
+	json_array_foreach(ids, i, v)
+	{
+		const char *qid = json_string_value(v);
+		json_array_append_new(
+		    qc->offline(sp, qid) ? done : missing, json_string(qid));
+	}
+	/* The directory entries must last: a held message stays held. */
+	fsync(sp->dfd[SPOOL_QUEUE]);
+	fsync(sp->dfd[SPOOL_HOLD]);
+	rc = report(qc, done, missing);
+	json_decref(done);
+	json_decref(missing);
+	spool_close(&sp);
+	return rc;
+}
+
+static int
+queue_change(struct ctl *ctl, const struct qchange *qc, int argc, char **argv)
+{
+	json_t *ids = json_array(), *req, *reply;
+	bool all = false;
+	char cmd[32];
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--all") == 0)
+			all = true;
+		else if (spool_qid_valid(argv[i]))
+			json_array_append_new(ids, json_string(argv[i]));
+		else
+			ctl_die("not a queue ID: %s", argv[i]);
+	}
+	/* "flush" alone is every deferred message, as postqueue -f. */
+	if (strcmp(qc->name, "flush") == 0 && argc == 1)
+		all = true;
+	if (all == (json_array_size(ids) > 0)) {
+		json_decref(ids);
+		return ctl_usage("queue");
+	}
+	if (daemon_running_pid(ctl_config(ctl)) == -1) {
+		rc = queue_change_offline(ctl, qc, ids, all);
+		json_decref(ids);
+		return rc;
+	}
+	snprintf(cmd, sizeof(cmd), "queue.%s", qc->name);
+	req = json_pack("{s:s,s:b,s:o}", "cmd", cmd, "all", all, "ids", ids);
+	reply = ctl_call(ctl, req);
+	rc = report(qc, json_object_get(reply, "done"),
+	    json_object_get(reply, "missing"));
+	json_decref(reply);
+	return rc;
+}
+
 int
 ctl_queue_main(struct ctl *ctl, int argc, char **argv)
 {
@@ -239,5 +423,50 @@ ctl_queue_main(struct ctl *ctl, int argc, char **argv)
 		return queue_list(ctl, argc - 1, argv + 1);
 	if (strcmp(argv[1], "show") == 0)
 		return queue_show(ctl, argc - 1, argv + 1);
+	for (size_t i = 0; i < nitems(qchanges); i++)
+		if (strcmp(argv[1], qchanges[i].name) == 0)
+			return queue_change(
+			    ctl, &qchanges[i], argc - 1, argv + 1);
 	return ctl_usage("queue");
+}
+
+int
+ctl_send_test_main(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
+		{ "subject", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *from = NULL, *to = NULL, *subject = "";
+	json_t *reply;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "f:t:s:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			from = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 's':
+			subject = optarg;
+			break;
+		default:
+			return ctl_usage("send-test");
+		}
+	}
+	if (from == NULL || to == NULL || optind != argc)
+		return ctl_usage("send-test");
+	if (daemon_running_pid(ctl_config(ctl)) == -1)
+		ctl_die("mailseald is not running: the test message goes "
+			"through the running gateway");
+	reply = ctl_call(ctl,
+	    json_pack("{s:s,s:s,s:s,s:s}", "cmd", "send-test", "from", from,
+		"to", to, "subject", subject));
+	printf("%s\n", json_string_value(json_object_get(reply, "queue_id")));
+	json_decref(reply);
+	return 0;
 }

@@ -27,7 +27,14 @@ static const struct ctl_command commands[] = {
 	{ "status", ctl_status_main, "status" },
 	{ "queue", ctl_queue_main,
 	    "queue list [--json]\n"
-	    "       queue show ID" },
+	    "       queue show ID\n"
+	    "       queue hold ID... | --all\n"
+	    "       queue release ID... | --all\n"
+	    "       queue delete ID... | --all\n"
+	    "       queue requeue ID... | --all\n"
+	    "       queue flush [ID... | --all]" },
+	{ "send-test", ctl_send_test_main,
+	    "send-test --from ADDRESS --to ADDRESS [--subject TEXT]" },
 	{ "log", ctl_log_main, "log [-f] [-n LINES] [PATTERN]" },
 	{ "domain", ctl_domain_main,
 	    "domain add | delete NAME\n"

@@ -12,8 +12,12 @@
 #include "common/util.h"
 #include "daemon/daemon.h"
 #include "daemon/dispatcher.h"
+#include "dns/dns.h"
 #include "queue/commit.h"
+#include "queue/filter.h"
+#include "queue/qmgr.h"
 #include "queue/spool.h"
+#include "queue/verify.h"
 #include "smtp/smtp_server.h"
 #include "smtp/tls.h"
 
@@ -51,6 +55,7 @@ dispatcher_reload(struct dispatcher *d)
 {
 	struct strlist errors = { 0 };
 	struct config *ncfg;
+	const char *why;
 	SSL_CTX *tls;
 
 	if (config_load(d->config_path, &ncfg, &errors) == -1) {
@@ -59,8 +64,13 @@ dispatcher_reload(struct dispatcher *d)
 		strlist_free(&errors);
 		return;
 	}
+	if (dns_set_config(d->dns, ncfg, &why) == -1)
+		msg_warn(
+		    "reload: DNS: %s: the old DNS servers stay in use", why);
 	tls = dispatcher_tls(ncfg);
 	smtpd_set_config(d->smtpd, ncfg, tls);
+	qmgr_set_config(d->qmgr, ncfg);
+	verify_set_config(d->verify, ncfg);
 	if (d->tls != NULL)
 		SSL_CTX_free(d->tls);
 	d->tls = tls;
@@ -80,7 +90,8 @@ stop_check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatcher *d = arg;
 
-	if (smtpd_session_count(d->smtpd) == 0)
+	/* Sessions and deliveries in progress end first. */
+	if (smtpd_session_count(d->smtpd) == 0 && qmgr_idle(d->qmgr))
 		event_base_loopexit(d->base, NULL);
 }
 
@@ -94,6 +105,7 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	d->stopping = true;
 	smtpd_shutdown(d->smtpd);
+	qmgr_shutdown(d->qmgr);
 	d->stop_check = event_new(d->base, -1, EV_PERSIST, stop_check_cb, d);
 	event_add(d->stop_check, &tick);
 	event_base_loopexit(d->base, &grace);
@@ -109,11 +121,29 @@ ctl_status(struct control_req *r, json_t *req, void *ctx)
 		(int)getpid(), "sessions", (int)smtpd_session_count(d->smtpd)));
 }
 
+/* The hooks of the SMTP server: accepted mail goes to the queue manager. */
+static void
+queued_hook(void *ctx, const char *qid)
+{
+	struct dispatcher *d = ctx;
+
+	qmgr_enqueue(d->qmgr, qid, SPOOL_RECEIVED);
+}
+
+static void
+verify_hook(void *ctx, const char *rcpt, smtpd_verify_done done, void *arg)
+{
+	struct dispatcher *d = ctx;
+
+	verify_rcpt(d->verify, rcpt, done, arg);
+}
+
 int
 dispatcher_main(struct role_env *env)
 {
 	struct dispatcher d;
 	struct event *ev_hup, *ev_term, *ev_int;
+	struct smtpd_hooks hooks;
 	const char *why;
 	char *cpath;
 	int n;
@@ -132,7 +162,20 @@ dispatcher_main(struct role_env *env)
 		    n, n == 1 ? "" : "s");
 	d.committer = committer_new(d.base, d.spool);
 	d.tls = dispatcher_tls(d.cfg);
+	if ((d.dns = dns_new(d.base, d.cfg, &why)) == NULL)
+		msg_fatal("DNS: %s", why);
+	/* The engine replaces the pass-through filter (issue 5). */
+	d.qmgr = qmgr_new(d.base, d.cfg, d.spool, d.committer, d.dns,
+	    &filter_passthrough, &why);
+	if (d.qmgr == NULL)
+		msg_fatal("queue manager: %s", why);
+	if ((d.verify = verify_new(d.base, d.cfg, d.dns, &why)) == NULL)
+		msg_fatal("address verification: %s", why);
 	d.smtpd = smtpd_new(d.base, d.cfg, d.spool, d.committer, d.tls);
+	hooks.ctx = &d;
+	hooks.verify = verify_hook;
+	hooks.queued = queued_hook;
+	smtpd_set_hooks(d.smtpd, &hooks);
 	for (size_t i = 0; i < env->nlisten; i++)
 		if (smtpd_listen_fd(d.smtpd, env->listen_fds[i]) == -1)
 			msg_fatal("cannot listen on fd %d", env->listen_fds[i]);
@@ -141,6 +184,7 @@ dispatcher_main(struct role_env *env)
 		msg_fatal("control socket %s: %s", cpath, why);
 	free(cpath);
 	control_register(d.control, "status", ctl_status, &d);
+	qmgr_control_register(d.qmgr, d.control);
 
 	ev_hup = evsignal_new(d.base, SIGHUP, sighup_cb, &d);
 	ev_term = evsignal_new(d.base, SIGTERM, sigterm_cb, &d);
@@ -148,12 +192,16 @@ dispatcher_main(struct role_env *env)
 	event_add(ev_hup, NULL);
 	event_add(ev_term, NULL);
 	event_add(ev_int, NULL);
+	qmgr_start(d.qmgr);
 	msg_info("dispatcher ready");
 	event_base_dispatch(d.base);
 
-	/* Commits still in flight answer their sessions before those go. */
+	/* The committer first: its last callbacks still reach the others. */
 	committer_free(&d.committer);
 	smtpd_free(&d.smtpd);
+	verify_free(&d.verify);
+	qmgr_free(&d.qmgr);
+	dns_free(&d.dns);
 	if (d.stop_check != NULL)
 		event_free(d.stop_check);
 	control_free(&d.control);

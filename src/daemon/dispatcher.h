@@ -1,7 +1,8 @@
 /*
  * The dispatcher process: SMTP sessions, the spool and its committer,
- * the control socket; later the queue manager, smtp-out and DNS. One
- * libevent loop, no private keys.
+ * the queue manager with the filter stage and smtp-out, DNS, recipient
+ * verification and the control socket. One libevent loop, no private
+ * keys.
  */
 #ifndef MAILSEAL_DISPATCHER_H
 #define MAILSEAL_DISPATCHER_H
@@ -17,6 +18,9 @@ struct spool;
 struct committer;
 struct smtpd;
 struct control;
+struct dns;
+struct qmgr;
+struct verify;
 
 struct dispatcher {
 	struct event_base *base;
@@ -26,6 +30,9 @@ struct dispatcher {
 	struct committer *committer;
 	struct smtpd *smtpd;
 	struct control *control;
+	struct dns *dns;
+	struct qmgr *qmgr;
+	struct verify *verify;
 	SSL_CTX *tls;
 	bool stopping;
 	struct event *stop_check;

@@ -592,6 +592,18 @@ cmd_starttls(struct smtp_session *s, char *args)
 	evbuffer_drain(bufferevent_get_input(s->bev),
 	    evbuffer_get_length(bufferevent_get_input(s->bev)));
 	bufferevent_disable(s->bev, EV_READ);
+	/*
+	 * What the socket holds now was sent before our 220: discard it too.
+	 * Not later: once the 220 is out, the client's TLS handshake may
+	 * arrive at any moment, and draining then would eat its ClientHello
+	 * (a hang). Clear text that slips in between goes to OpenSSL as
+	 * handshake bytes and fails the handshake; it is never a command.
+	 */
+	{
+		char junk[4096];
+		while (recv(s->fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+			;
+	}
 	reply(s, "220 2.0.0 Ready to start TLS");
 	s->starttls = true;
 	s->waiting = true;
@@ -607,14 +619,9 @@ starttls_begin(struct smtp_session *s)
 
 	s->starttls = false;
 	s->waiting = false;
-	/* Anything that arrived meanwhile was sent in clear: discard it. */
+	/* Plain text was discarded when STARTTLS came: see cmd_starttls(). */
 	bufferevent_free(s->bev);
 	s->bev = NULL;
-	{
-		char junk[4096];
-		while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
-			;
-	}
 	if ((ssl = SSL_new(s->tls_ctx)) == NULL ||
 	    (s->bev = bufferevent_openssl_socket_new(s->srv->base, fd, ssl,
 		 BUFFEREVENT_SSL_ACCEPTING,
