@@ -24,6 +24,8 @@ const struct route api_routes[] = {
 	{ "GET", "/api/v1/session", api_session, 0 },
 	{ "GET", "/api/v1/mta", api_mta_get, 0 },
 	{ "PUT", "/api/v1/mta", api_mta_put, R_JSON },
+	{ "GET", "/api/v1/mta/sasl", api_sasl_get, 0 },
+	{ "PUT", "/api/v1/mta/sasl", api_sasl_put, R_JSON },
 	{ "POST", "/api/v1/apply", api_apply, 0 },
 	{ "GET", "/api/v1/logs", api_logs, 0 },
 	{ "GET", "/api/v1/network", api_network_get, 0 },

@@ -92,6 +92,8 @@ void api_session(struct api_req *);
 void api_mta_get(struct api_req *);
 void api_mta_put(struct api_req *);
 void api_apply(struct api_req *);
+void api_sasl_get(struct api_req *);
+void api_sasl_put(struct api_req *);
 void api_logs(struct api_req *);
 void api_network_get(struct api_req *);
 void api_network_dns_put(struct api_req *);

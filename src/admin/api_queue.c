@@ -281,11 +281,11 @@ static const struct {
 	const char *action, *cmd;
 	bool ids; /* takes queue IDs (or "all") */
 } queue_actions[] = {
-	{ "hold", "queue-hold", true },
-	{ "release", "queue-release", true },
-	{ "delete", "queue-delete", true },
-	{ "requeue", "queue-requeue", true },
-	{ "flush", "queue-flush", false },
+	{ "hold", "queue.hold", true },
+	{ "release", "queue.release", true },
+	{ "delete", "queue.delete", true },
+	{ "requeue", "queue.requeue", true },
+	{ "flush", "queue.flush", false },
 };
 
 void
@@ -325,12 +325,11 @@ api_queue_action(struct api_req *r)
 	}
 	json_decref(errors);
 	req = json_pack("{s:s}", "cmd", queue_actions[k].cmd);
-	if (queue_actions[k].ids) {
-		if (all)
-			json_object_set_new(req, "all", json_true());
-		else
-			json_object_set(req, "ids", ids);
-	}
+	/* Flush takes every deferred message: "all" is implied. */
+	if (all || !queue_actions[k].ids)
+		json_object_set_new(req, "all", json_true());
+	else
+		json_object_set(req, "ids", ids);
 	if ((reply = control(r, req)) == NULL)
 		return;
 	msg_info("admin %s: queue %s%s", r->session->username, action,

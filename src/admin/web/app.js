@@ -306,6 +306,7 @@ function checkbox(key, checked) {
 
 async function pageMta(params, message) {
   const st = await api("GET", "/mta");
+  st.sasl = await api("GET", "/mta/sasl");
   const f = st.fields;
   const relay = [...f.relay_domains];
   const nets = [...f.mynetworks];
@@ -416,31 +417,34 @@ async function pageMta(params, message) {
 function saslSection(sasl) {
   const rows = sasl.entries.map((e) => ({ ...e, password: "" }));
   const body = h("tbody");
+  let sec = null;
+  const touch = () => { sec.dirty = true; };
   function redraw() {
     body.replaceChildren(...rows.map((r, i) => {
       const id = `sasl-${i}`;
       return h("tr", {},
-        h("td", {}, h("input", { type: "text", id: `${id}-host`, value: r.nexthop, "aria-label": `relay host ${i + 1}`, oninput: (ev) => { r.nexthop = ev.target.value; } })),
-        h("td", {}, h("input", { type: "text", id: `${id}-user`, value: r.username, "aria-label": `user name ${i + 1}`, oninput: (ev) => { r.username = ev.target.value; } })),
-        h("td", {}, h("input", { type: "password", id: `${id}-pass`, value: "", autocomplete: "new-password", placeholder: r.has_password ? "(unchanged)" : "", "aria-label": `password ${i + 1}`, oninput: (ev) => { r.password = ev.target.value; } })),
-        h("td", {}, h("button", { type: "button", class: "danger", onclick: () => { rows.splice(i, 1); redraw(); } }, "Remove")));
+        h("td", {}, h("input", { type: "text", id: `${id}-host`, value: r.nexthop, "aria-label": `relay host ${i + 1}`, oninput: (ev) => { r.nexthop = ev.target.value; touch(); } })),
+        h("td", {}, h("input", { type: "text", id: `${id}-user`, value: r.username, "aria-label": `user name ${i + 1}`, oninput: (ev) => { r.username = ev.target.value; touch(); } })),
+        h("td", {}, h("input", { type: "password", id: `${id}-pass`, value: "", autocomplete: "new-password", placeholder: r.has_password ? "(unchanged)" : "", "aria-label": `password ${i + 1}`, oninput: (ev) => { r.password = ev.target.value; touch(); } })),
+        h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Remove credentials ${i + 1}`, onclick: () => { rows.splice(i, 1); touch(); redraw(); } }, "Remove")));
     }));
   }
   redraw();
-  const addButton = h("button", { type: "button", onclick: () => { rows.push({ nexthop: "", username: "", password: "", has_password: false }); redraw(); } }, "Add credentials");
-  const sec = h("div", { id: "sasl-section", "data-field": "sasl" },
+  const addButton = h("button", { type: "button", onclick: () => { rows.push({ nexthop: "", username: "", password: "", has_password: false }); touch(); redraw(); } }, "Add credentials");
+  sec = h("div", { id: "sasl-section", "data-field": "sasl" },
     h("h2", {}, "SASL credentials for relay hosts"),
     h("p", { class: "hint" }, "user name and password per relay host ([host]:port), sent only over TLS; stored in ", h("code", {}, sasl.file)),
     h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Relay host"), h("th", {}, "User name"), h("th", {}, "Password"), h("th", {}, ""))), body)),
     h("div", { class: "actions" }, addButton),
     h("p", { class: "error", id: "err-sasl" }));
   sec.rows = rows;
+  sec.dirty = false;
   return sec;
 }
 
 async function saveSasl(form) {
   const sec = form.querySelector("#sasl-section");
-  if (!sec) return;
+  if (!sec || !sec.dirty) return;
   await api("PUT", "/mta/sasl", { entries: sec.rows.map((r) => {
     const e = { nexthop: r.nexthop.trim(), username: r.username.trim() };
     if (r.password) e.password = r.password;
