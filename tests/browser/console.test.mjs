@@ -97,7 +97,12 @@ test("seed 4.1-4.7: the MTA page, Apply, and what the daemon then does", async (
   await o.cmd("EHLO outside.test");
   await o.cmd("MAIL FROM:<x@outside.test>");
   assert.match(await o.cmd("RCPT TO:<bob@remote.test>"), /^454 4\.7\.1 .*Relay access denied/);
+  // Reject unverified recipient: the internal relay host is asked.
+  assert.match(await o.cmd("RCPT TO:<nobody@example.com>"), /^450 4\.1\.1 <nobody@example\.com>: Recipient address rejected/);
+  assert.match(await o.cmd("RCPT TO:<carol@example.com>"), /^250/);
   o.close();
+  const probed = sink.events().filter((e) => e.rcpt).map((e) => e.rcpt);
+  assert.ok(probed.includes("nobody@example.com") && probed.includes("carol@example.com"), `probes: ${probed}`);
 });
 
 test("seed 4.8: the internal domain, Locality internal", async () => {
@@ -121,6 +126,30 @@ test("seed 4.8: the internal domain, Locality internal", async () => {
   // The list shows it too.
   await page.locator("#nav").getByRole("link", { name: "Domains", exact: true }).click();
   await page.locator("#domains-table").getByRole("cell", { name: "internal", exact: true }).waitFor();
+});
+
+test("seed 4.10: the Send email tool, and its delivery on the Logs page", async () => {
+  await page.locator("#nav").getByRole("link", { name: "Admin", exact: true }).click();
+  await page.getByRole("link", { name: "Send email" }).click();
+  await page.getByLabel("To").fill("not an address");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.locator("#err-to").getByText("is not an email address").waitFor();
+  await page.getByLabel("To").fill("dave@example.com");
+  await page.getByLabel("Subject").fill("console test 4.10");
+  await page.getByRole("button", { name: "Send" }).click();
+  const qid = (await page.locator("#sent-qid").textContent()).trim();
+  assert.match(qid, /^[0-9A-Z]{12}$/);
+  await screenshot(page, "admin-send-queued");
+  await page.locator("#sent-log-link").click();
+  await page.getByRole("heading", { name: "Logs" }).waitFor();
+  assert.equal(await page.getByLabel("Queue ID").inputValue(), qid);
+  // The page refreshes itself until the delivery shows.
+  await page.locator("#log-lines").getByText(new RegExp(`${qid}: to=<dave@example\\.com>.*status=sent`)).waitFor({ timeout: 20000 });
+  const lines = await page.locator("#log-lines").textContent();
+  assert.ok(lines.split("\n").filter(Boolean).every((l) => l.includes(qid)), "only that message's lines");
+  await screenshot(page, "logs-delivery");
+  const mail = sink.events().filter((e) => e.mail).map((e) => e.mail);
+  assert.ok(mail.some((m) => m.to.includes("dave@example.com") && m.data.includes("Subject: console test 4.10")));
 });
 
 test("every page renders; screenshots", async () => {
