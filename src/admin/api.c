@@ -37,8 +37,7 @@ const struct route api_routes[] = {
 	{ "GET", "/api/v1/admins", api_admins_list, 0 },
 	{ "POST", "/api/v1/admins", api_admins_add, R_JSON },
 	{ "DELETE", "/api/v1/admins/:name", api_admins_delete, 0 },
-	{ "PUT", "/api/v1/admins/:name/password", api_admins_password,
-	    R_JSON },
+	{ "PUT", "/api/v1/admins/:name/password", api_admins_password, R_JSON },
 	{ "GET", "/api/v1/properties", api_properties, 0 },
 	{ "GET", "/api/v1/domains", api_domains_list, 0 },
 	{ "POST", "/api/v1/domains", api_domains_add, R_JSON },
@@ -81,8 +80,8 @@ api_resp_free(struct api_resp *resp)
 }
 
 void
-api_raw(struct api_req *r, unsigned status, const char *ctype,
-    const void *body, size_t len)
+api_raw(struct api_req *r, unsigned status, const char *ctype, const void *body,
+    size_t len)
 {
 	free(r->resp.body);
 	r->resp.status = status;
@@ -202,7 +201,8 @@ json_get_string(json_t *obj, const char *key, bool required, size_t maxlen,
 		return -1;
 	}
 	if (json_string_length(v) > maxlen) {
-		errors_set(errors, key, "must be at most %zu characters", maxlen);
+		errors_set(
+		    errors, key, "must be at most %zu characters", maxlen);
 		return -1;
 	}
 	if (strlen(json_string_value(v)) != json_string_length(v) ||
@@ -253,7 +253,8 @@ json_get_strings(json_t *obj, const char *key, bool required, size_t maxitems,
 		return -1;
 	}
 	if (json_array_size(v) > maxitems) {
-		errors_set(errors, key, "must have at most %zu entries", maxitems);
+		errors_set(
+		    errors, key, "must have at most %zu entries", maxitems);
 		return -1;
 	}
 	json_array_foreach(v, i, item)
@@ -263,8 +264,8 @@ json_get_strings(json_t *obj, const char *key, bool required, size_t maxitems,
 		    json_string_length(item) == 0 ||
 		    strlen(json_string_value(item)) !=
 			json_string_length(item) ||
-		    !text_ok(json_string_value(item),
-			json_string_length(item))) {
+		    !text_ok(
+			json_string_value(item), json_string_length(item))) {
 			errors_set(errors, key,
 			    "entry %zu must be a non-empty string of at most "
 			    "%zu characters",
@@ -329,12 +330,12 @@ body_parse(struct api_req *r)
 		r->json = json_object();
 		return true;
 	}
-	r->json = json_loadb(r->body, r->body_len,
-	    JSON_REJECT_DUPLICATES, &jerr);
+	r->json =
+	    json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (r->json == NULL) {
 		json_t *e = json_object();
-		errors_set(e, "_body", "not valid JSON: %s (at %d:%d)", jerr.text,
-		    jerr.line, jerr.column);
+		errors_set(e, "_body", "not valid JSON: %s (at %d:%d)",
+		    jerr.text, jerr.line, jerr.column);
 		api_field_errors(r, e);
 		return false;
 	}
@@ -357,8 +358,8 @@ session_current(struct api_req *r)
 
 	if (r->a->test_mode)
 		return true;
-	if (store_admin_get(admin_st(r->a), r->session->username, &adm,
-		&why) == -1)
+	if (store_admin_get(admin_st(r->a), r->session->username, &adm, &why) ==
+	    -1)
 		return false;
 	ok = adm != NULL && session_pw_tag_ok(r->session, adm->password_hash);
 	if (adm != NULL)
@@ -370,8 +371,8 @@ static void
 api_dispatch_locked(struct api_req *r)
 {
 	struct admin *a = r->a;
-	uint64_t idle = (uint64_t)cfg_int(a->cfg, P_ADMIN_SESSION_TIMEOUT) *
-	    1000000;
+	uint64_t idle =
+	    (uint64_t)cfg_int(a->cfg, P_ADMIN_SESSION_TIMEOUT) * 1000000;
 	const char *ctype = api_request_header(r, "Content-Type");
 	bool unsafe = route_method_unsafe(r->method);
 

@@ -72,18 +72,18 @@ const char *api_request_header(struct api_req *, const char *name);
  * is missing (if required), of the wrong type or too long, and returns
  * -1; 0 otherwise (*out NULL when absent and optional).
  */
-int json_get_string(json_t *obj, const char *key, bool required,
-    size_t maxlen, const char **out, json_t *errors);
-int json_get_bool(json_t *obj, const char *key, bool required, int *out,
-    json_t *errors);
+int json_get_string(json_t *obj, const char *key, bool required, size_t maxlen,
+    const char **out, json_t *errors);
+int json_get_bool(
+    json_t *obj, const char *key, bool required, int *out, json_t *errors);
 /* A list of strings (or NULL when absent and optional). */
 int json_get_strings(json_t *obj, const char *key, bool required,
     size_t maxitems, size_t maxlen, json_t **out, json_t *errors);
 void errors_set(json_t *errors, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Rejects keys of obj not in allowed (NULL-terminated). */
-void json_reject_unknown(json_t *obj, const char *const *allowed,
-    json_t *errors);
+void json_reject_unknown(
+    json_t *obj, const char *const *allowed, json_t *errors);
 
 /* Handlers, one file per area. */
 void api_login(struct api_req *);

@@ -56,7 +56,8 @@ api_admins_add(struct api_req *r)
 	char *hash;
 
 	json_reject_unknown(r->json, keys, errors);
-	if (json_get_string(r->json, "username", true, 64, &user, errors) == 0 &&
+	if (json_get_string(r->json, "username", true, 64, &user, errors) ==
+		0 &&
 	    !name_ok(user))
 		errors_set(errors, "username",
 		    "must be 1 to 64 letters, digits and . _ @ -");
@@ -168,7 +169,7 @@ api_admins_password(struct api_req *r)
 	if (self)
 		session_set_pw_tag(r->session, hash);
 	free(hash);
-	msg_info("admin %s changed the password of %s", r->session->username,
-	    name);
+	msg_info(
+	    "admin %s changed the password of %s", r->session->username, name);
 	api_no_content(r);
 }

@@ -27,8 +27,8 @@ static const char dummy_hash[] =
 static json_t *
 session_json(struct api_req *r, const struct session *s)
 {
-	return json_pack("{s:s,s:s,s:I}", "username", s->username,
-	    "csrf_token", s->csrf, "idle_timeout",
+	return json_pack("{s:s,s:s,s:I}", "username", s->username, "csrf_token",
+	    s->csrf, "idle_timeout",
 	    (json_int_t)cfg_int(r->a->cfg, P_ADMIN_SESSION_TIMEOUT));
 }
 
@@ -71,7 +71,8 @@ api_login(struct api_req *r)
 		api_error(r, 500, "store: %s", why);
 		goto out;
 	}
-	ok = password_verify(pw, adm != NULL ? adm->password_hash : dummy_hash) &&
+	ok = password_verify(
+		 pw, adm != NULL ? adm->password_hash : dummy_hash) &&
 	    adm != NULL;
 	if (!ok) {
 		ratelimit_fail(r->a->rl, kaddr, now);

@@ -56,8 +56,9 @@ verdict_json(struct api_req *r, X509 *x, enum cert_purpose purpose)
 	struct cert_verdict v;
 	const char *why;
 
-	if (x == NULL || certs_validate(as_of(r)->cs, x, NULL, purpose,
-			     time(NULL), &v, NULL, &why) == -1)
+	if (x == NULL ||
+	    certs_validate(as_of(r)->cs, x, NULL, purpose, time(NULL), &v, NULL,
+		&why) == -1)
 		return json_pack("{s:s,s:s}", "status", "unknown", "detail",
 		    x == NULL ? "cannot parse" : why);
 	return json_pack("{s:s,s:s}", "status",
@@ -148,8 +149,9 @@ cert_list_kind(struct api_req *r, int kind)
 	list = json_array();
 	for (size_t i = 0; i < found.n && i < CERT_LIST_MAX; i++)
 		json_array_append_new(list, cert_json(r, &found.v[i]));
-	api_json(r, 200, json_pack("{s:o,s:I,s:b}", "certificates", list,
-	    "total", (json_int_t)found.n, "truncated", found.n > CERT_LIST_MAX));
+	api_json(r, 200,
+	    json_pack("{s:o,s:I,s:b}", "certificates", list, "total",
+		(json_int_t)found.n, "truncated", found.n > CERT_LIST_MAX));
 	store_certs_free(&found);
 }
 
@@ -207,8 +209,8 @@ api_certs_get(struct api_req *r)
 	j = cert_json(r, c);
 	json_object_set_new(j, "bindings", strlist_json(&binds));
 	json_object_set_new(j, "ctl",
-	    json_string(ctl == STORE_CTL_NONE ? "none"
-						 : store_ctl_status_name(ctl)));
+	    json_string(
+		ctl == STORE_CTL_NONE ? "none" : store_ctl_status_name(ctl)));
 	json_object_set_new(
 	    j, "for_encryption", verdict_json(r, x, CERT_PURPOSE_ENCRYPT));
 	json_object_set_new(
@@ -347,11 +349,12 @@ cert_import_as(struct api_req *r, enum certs_import_as as)
 		goto bad;
 	}
 	if (as == CERTS_AS_ROOTS && b.nkeys > 0) {
-		errors_set(errors, "file", "a root import takes no private keys");
+		errors_set(
+		    errors, "file", "a root import takes no private keys");
 		goto bad;
 	}
-	if (certs_import(as_of(r)->st, as_of(r)->mk, &b, as, canon, &res,
-		&why) == -1) {
+	if (certs_import(
+		as_of(r)->st, as_of(r)->mk, &b, as, canon, &res, &why) == -1) {
 		errors_set(errors, "file", "%s (nothing imported)", why);
 		goto bad;
 	}
@@ -363,14 +366,16 @@ cert_import_as(struct api_req *r, enum certs_import_as as)
 			store_cert_kind_name(res.v[i].kind), "added",
 			res.v[i].added, "key", res.v[i].key, "subject",
 			text_json(res.v[i].subject, strlen(res.v[i].subject))));
-	msg_info("admin %s imported %zu certificate%s and %zu key%s from %.100s",
+	msg_info(
+	    "admin %s imported %zu certificate%s and %zu key%s from %.100s",
 	    r->session->username, res.n, res.n == 1 ? "" : "s", res.nkeys,
 	    res.nkeys == 1 ? "" : "s",
 	    multipart_get(&form, "file")->filename
 		? multipart_get(&form, "file")->filename
 		: "an upload");
-	api_json(r, 200, json_pack("{s:o,s:I}", "imported", list, "keys",
-	    (json_int_t)res.nkeys));
+	api_json(r, 200,
+	    json_pack(
+		"{s:o,s:I}", "imported", list, "keys", (json_int_t)res.nkeys));
 	json_decref(errors);
 	goto out;
 bad:
@@ -452,9 +457,9 @@ api_crls_import(struct api_req *r)
 	list = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(list,
-		    json_pack("{s:s,s:o,s:b}", "fingerprint", v[i].fpr, "issuer",
-			text_json(v[i].issuer, strlen(v[i].issuer)), "added",
-			v[i].added));
+		    json_pack("{s:s,s:o,s:b}", "fingerprint", v[i].fpr,
+			"issuer", text_json(v[i].issuer, strlen(v[i].issuer)),
+			"added", v[i].added));
 	msg_info("admin %s imported %zu CRL%s", r->session->username, n,
 	    n == 1 ? "" : "s");
 	certs_crl_imported_free(v, n);
@@ -520,7 +525,8 @@ api_ctl_put(struct api_req *r)
 	json_reject_unknown(r->json, keys, errors);
 	if (store_canon_fpr(r->params.v[0], fpr, &why) == -1)
 		errors_set(errors, "fingerprint", "%s", why);
-	if (json_get_string(r->json, "status", true, 20, &status, errors) == 0) {
+	if (json_get_string(r->json, "status", true, 20, &status, errors) ==
+	    0) {
 		if (strcmp(status, "whitelisted") == 0)
 			st = STORE_CTL_WHITELISTED;
 		else if (strcmp(status, "blacklisted") == 0)
@@ -538,10 +544,10 @@ api_ctl_put(struct api_req *r)
 		api_error(r, 500, "store: %s", why);
 		return;
 	}
-	msg_info("admin %s: trust list: %s %s", r->session->username, fpr,
-	    status);
-	api_json(r, 200, json_pack("{s:s,s:s}", "fingerprint", fpr, "status",
-	    status));
+	msg_info(
+	    "admin %s: trust list: %s %s", r->session->username, fpr, status);
+	api_json(r, 200,
+	    json_pack("{s:s,s:s}", "fingerprint", fpr, "status", status));
 }
 
 void

@@ -60,8 +60,8 @@ check_text(const struct console_field *f, const char *text, json_t *errors)
 }
 
 static int
-list_text(const struct console_field *f, json_t *value, char **text_r,
-    json_t *errors)
+list_text(
+    const struct console_field *f, json_t *value, char **text_r, json_t *errors)
 {
 	json_t *wrap = json_pack("{s:O}", f->key, value), *list, *item;
 	size_t i, len = 0;
@@ -75,14 +75,22 @@ list_text(const struct console_field *f, json_t *value, char **text_r,
 	json_array_foreach(list, i, item)
 	{
 		const char *s = json_string_value(item);
+		/* One entry is one word: the file separates them by these. */
+		if (strpbrk(s, " \t,") != NULL) {
+			errors_set(errors, f->key,
+			    "'%s' holds a blank or comma: give one entry at a "
+			    "time",
+			    s);
+			goto fail;
+		}
 		if (check_text(f, s, errors) == -1)
 			goto fail;
 		for (size_t j = 0; j < i; j++)
 			if (strcasecmp(s,
 				json_string_value(json_array_get(list, j))) ==
 			    0) {
-				errors_set(errors, f->key, "'%s' is listed twice",
-				    s);
+				errors_set(
+				    errors, f->key, "'%s' is listed twice", s);
 				goto fail;
 			}
 		len += strlen(s) + 2;
@@ -105,8 +113,8 @@ fail:
 
 /* {host, port, mx} as "[host]:port" or "host:port" (look up MX). */
 static int
-nexthop_text(const struct console_field *f, json_t *value, char **text_r,
-    json_t *errors)
+nexthop_text(
+    const struct console_field *f, json_t *value, char **text_r, json_t *errors)
 {
 	static const char *const keys[] = { "host", "port", "mx", NULL };
 	json_t *sub = json_object(), *port;
@@ -115,7 +123,8 @@ nexthop_text(const struct console_field *f, json_t *value, char **text_r,
 	long long p = 25;
 
 	if (!json_is_object(value)) {
-		errors_set(errors, f->key, "must be an object {host, port, mx}");
+		errors_set(
+		    errors, f->key, "must be an object {host, port, mx}");
 		goto fail;
 	}
 	json_reject_unknown(value, keys, sub);
@@ -166,8 +175,8 @@ fail:
 		json_t *v;
 		json_object_foreach(sub, k, v)
 		{
-			errors_set(errors, f->key, "%s %s", k,
-			    json_string_value(v));
+			errors_set(
+			    errors, f->key, "%s %s", k, json_string_value(v));
 			break;
 		}
 	}
@@ -176,8 +185,8 @@ fail:
 }
 
 int
-console_field_text(const struct console_field *f, json_t *value,
-    char **text_r, json_t *errors)
+console_field_text(
+    const struct console_field *f, json_t *value, char **text_r, json_t *errors)
 {
 	*text_r = NULL;
 	switch (f->kind) {
@@ -207,7 +216,8 @@ console_field_text(const struct console_field *f, json_t *value,
 			errors_set(errors, f->key, "must be a whole number");
 			return -1;
 		}
-		*text_r = xasprintf("%lld", (long long)json_integer_value(value));
+		*text_r =
+		    xasprintf("%lld", (long long)json_integer_value(value));
 		if (check_text(f, *text_r, errors) == -1) {
 			free(*text_r);
 			*text_r = NULL;
@@ -264,9 +274,9 @@ console_fields_state(struct admin *a, const struct console_field *fields)
 		if (strcmp(cfg_str(file, i), cfg_str(a->cfg, i)) != 0)
 			json_array_append_new(
 			    other, json_string(param_table[i].name));
-	st = json_pack("{s:o,s:o,s:o,s:o,s:o,s:s,s:b}", "fields", fj,
-	    "running", rj, "pending", pending, "changed_parameters", other,
-	    "file_errors", ferr, "file", a->config_path, "writable",
+	st = json_pack("{s:o,s:o,s:o,s:o,s:o,s:s,s:b}", "fields", fj, "running",
+	    rj, "pending", pending, "changed_parameters", other, "file_errors",
+	    ferr, "file", a->config_path, "writable",
 	    config_writable(a->config_path));
 	config_unref(&file);
 	return st;
@@ -339,7 +349,8 @@ console_fields_put(struct api_req *r, const struct console_field *fields)
 		ch[n].unset = strcmp(text, param_table[f->id].def) == 0;
 		n++;
 	}
-	if (json_object_size(errors) == 0 && !config_writable(r->a->config_path))
+	if (json_object_size(errors) == 0 &&
+	    !config_writable(r->a->config_path))
 		errors_set(errors, "_form",
 		    "%s cannot be changed: it or its directory is not "
 		    "writable by the mail_owner user",
@@ -351,7 +362,8 @@ console_fields_put(struct api_req *r, const struct console_field *fields)
 			const struct console_field *f =
 			    field_find(fields, ch[i].name);
 			json_t *cur = console_field_json(file, f);
-			bool same = json_equal(cur, json_object_get(r->json, f->key));
+			bool same =
+			    json_equal(cur, json_object_get(r->json, f->key));
 			json_decref(cur);
 			if (!same) {
 				i++;
@@ -405,11 +417,13 @@ api_apply(struct api_req *r)
 	config_unref(&file);
 	running = daemon_running_pid(a->cfg);
 	if (running == -1 || (pid_t)running != parent) {
-		api_error(r, 503, "the mailseald parent process is not running");
+		api_error(
+		    r, 503, "the mailseald parent process is not running");
 		return;
 	}
 	if (kill(parent, SIGHUP) == -1) {
-		api_error(r, 503, "cannot signal mailseald: %s", strerror(errno));
+		api_error(
+		    r, 503, "cannot signal mailseald: %s", strerror(errno));
 		return;
 	}
 	msg_info("admin %s: apply: reloading %s", r->session->username,
@@ -425,6 +439,7 @@ api_apply(struct api_req *r)
 		    "mailseald did not confirm the reload; see the log");
 		return;
 	}
-	api_json(r, 200, json_pack("{s:b,s:o}", "reloaded", 1, "mta",
-	    console_fields_state(a, mta_fields)));
+	api_json(r, 200,
+	    json_pack("{s:b,s:o}", "reloaded", 1, "mta",
+		console_fields_state(a, mta_fields)));
 }

@@ -30,8 +30,8 @@ json_t *console_field_json(const struct config *, const struct console_field *);
  * The config text of a field's JSON value: 0, or -1 with a message in
  * errors under the field's key. The caller frees *text_r.
  */
-int console_field_text(const struct console_field *, json_t *value,
-    char **text_r, json_t *errors);
+int console_field_text(
+    const struct console_field *, json_t *value, char **text_r, json_t *errors);
 /* {"fields", "running", "pending", "file", "file_errors"} of a page. */
 json_t *console_fields_state(struct admin *, const struct console_field *);
 /* Checks and writes a PUT body of fields; replies with the new state. */

@@ -120,6 +120,7 @@ api_logs(struct api_req *r)
 	free(buf);
 	while (json_array_size(lines) > (size_t)want)
 		json_array_remove(lines, 0);
-	api_json(r, 200, json_pack("{s:o,s:I,s:s}", "lines", lines, "offset",
-	    (json_int_t)(start + (off_t)end), "file", path));
+	api_json(r, 200,
+	    json_pack("{s:o,s:I,s:s}", "lines", lines, "offset",
+		(json_int_t)(start + (off_t)end), "file", path));
 }

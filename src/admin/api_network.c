@@ -89,7 +89,8 @@ interfaces(void)
 			    (const struct sockaddr_ll *)i->ifa_addr;
 			char mac[3 * 8] = "";
 			for (int k = 0; k < ll->sll_halen && k < 8; k++)
-				snprintf(mac + 3 * k, sizeof(mac) - 3 * (size_t)k,
+				snprintf(mac + 3 * k,
+				    sizeof(mac) - 3 * (size_t)k,
 				    k ? ":%02x" : "%02x", ll->sll_addr[k]);
 			json_object_set_new(it, "mac",
 			    json_string(mac[0] == ':' ? mac + 1 : mac));
@@ -98,7 +99,8 @@ interfaces(void)
 		if (fam != AF_INET && fam != AF_INET6)
 			continue;
 		const void *a = fam == AF_INET
-		    ? (const void *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr
+		    ? (const void *)&((struct sockaddr_in *)i->ifa_addr)
+			  ->sin_addr
 		    : (const void *)&((struct sockaddr_in6 *)i->ifa_addr)
 			  ->sin6_addr;
 		inet_ntop(fam, a, buf, sizeof(buf));
@@ -129,7 +131,8 @@ resolv_conf(json_t *servers, json_t *search)
 		    strncmp(p, "domain", 6) == 0) {
 			p += 6;
 			while (sscanf(p, " %255s%n", word, &n) == 1) {
-				json_array_append_new(search, json_string(word));
+				json_array_append_new(
+				    search, json_string(word));
 				p += n;
 			}
 		}
@@ -157,7 +160,8 @@ default_gateway(void)
 		char buf[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &in, buf, sizeof(buf));
 		json_decref(out);
-		out = json_pack("{s:s,s:s}", "address", buf, "interface", ifname);
+		out =
+		    json_pack("{s:s,s:s}", "address", buf, "interface", ifname);
 		break;
 	}
 	fclose(f);
@@ -175,8 +179,8 @@ api_network_get(struct api_req *r)
 	dns = console_fields_state(r->a, dns_fields);
 	inuse = json_array_size(json_object_get(
 		    json_object_get(dns, "running"), "dns_servers")) > 0
-	    ? json_incref(
-		  json_object_get(json_object_get(dns, "running"), "dns_servers"))
+	    ? json_incref(json_object_get(
+		  json_object_get(dns, "running"), "dns_servers"))
 	    : json_incref(sys);
 	api_json(r, 200,
 	    json_pack("{s:s,s:s,s:o,s:o,s:{s:o,s:o,s:o,s:o}}", "hostname", host,

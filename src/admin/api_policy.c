@@ -195,7 +195,8 @@ level_put(struct api_req *r, enum store_level level, const char *name)
 	{
 		int rc = json_is_null(v)
 		    ? policy_inherit(st, level, name, key, &why)
-		    : policy_set(st, level, name, key, json_string_value(v), &why);
+		    : policy_set(
+			  st, level, name, key, json_string_value(v), &why);
 		if (rc == -1) {
 			store_rollback(st);
 			goto fail;
@@ -204,11 +205,11 @@ level_put(struct api_req *r, enum store_level level, const char *name)
 	}
 	if (store_commit(st, &why) == -1)
 		goto fail;
-	msg_info("admin %s changed %d propert%s of %s%s",
-	    r->session->username, n, n == 1 ? "y" : "ies",
-	    level == STORE_GLOBAL ? "the global settings"
-	    : level == STORE_DOMAIN ? "domain "
-				    : "user ",
+	msg_info("admin %s changed %d propert%s of %s%s", r->session->username,
+	    n, n == 1 ? "y" : "ies",
+	    level == STORE_GLOBAL	? "the global settings"
+		: level == STORE_DOMAIN ? "domain "
+					: "user ",
 	    name != NULL ? name : "");
 	if ((v = level_json(r, level, name)) != NULL)
 		api_json(r, 200, v);
@@ -233,12 +234,10 @@ canon_domain(const char *s, const char **error_r)
 	return store_canon_domain(s, true, error_r);
 }
 
-static const struct owner_kind domains = { STORE_DOMAIN, "domain",
-	canon_domain, store_domain_add, store_domain_delete,
-	store_domain_exists };
-static const struct owner_kind users = { STORE_USER, "user",
-	store_canon_email, store_user_add, store_user_delete,
-	store_user_exists };
+static const struct owner_kind domains = { STORE_DOMAIN, "domain", canon_domain,
+	store_domain_add, store_domain_delete, store_domain_exists };
+static const struct owner_kind users = { STORE_USER, "user", store_canon_email,
+	store_user_add, store_user_delete, store_user_exists };
 
 /* The canonical name of the path's owner, or NULL after a 404. */
 static char *
@@ -288,8 +287,8 @@ owner_list(struct api_req *r, const struct owner_kind *k)
 		if (policy_resolve(admin_st(r->a), k->level, names.v[i], &pol,
 			&why) == -1) {
 			json_array_append_new(list,
-			    json_pack("{s:s,s:s}", "name", names.v[i], "error",
-				why));
+			    json_pack(
+				"{s:s,s:s}", "name", names.v[i], "error", why));
 			shown++;
 			continue;
 		}
@@ -301,8 +300,9 @@ owner_list(struct api_req *r, const struct owner_kind *k)
 		policy_free(&pol);
 		shown++;
 	}
-	api_json(r, 200, json_pack("{s:o,s:I,s:b}", "items", list, "total",
-	    (json_int_t)names.n, "truncated", names.n > LIST_MAX));
+	api_json(r, 200,
+	    json_pack("{s:o,s:I,s:b}", "items", list, "total",
+		(json_int_t)names.n, "truncated", names.n > LIST_MAX));
 	strlist_free(&names);
 }
 

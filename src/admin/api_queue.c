@@ -121,7 +121,8 @@ list_one(const char *qid, void *arg)
 		strcmp(ql->state, queue_state(ql->dir, env)) == 0)) {
 		ql->total++;
 		if (json_array_size(ql->items) < QUEUE_LIST_MAX)
-			json_array_append_new(ql->items, env_json(env, ql->dir));
+			json_array_append_new(
+			    ql->items, env_json(env, ql->dir));
 	}
 	spool_env_free(&env);
 }
@@ -143,8 +144,8 @@ open_spool(struct api_req *r)
 void
 api_queue_list(struct api_req *r)
 {
-	static const char *const states[] = { "incoming", "active",
-		"deferred", "hold", "corrupt", NULL };
+	static const char *const states[] = { "incoming", "active", "deferred",
+		"hold", "corrupt", NULL };
 	struct qlist ql = { 0 };
 	json_t *errors = json_object();
 	bool known = false;
@@ -173,17 +174,17 @@ api_queue_list(struct api_req *r)
 		spool_scan(ql.sp, queue_dirs[i], list_one, &ql);
 	}
 	spool_close(&ql.sp);
-	api_json(r, 200, json_pack("{s:o,s:I,s:b}", "messages", ql.items,
-	    "total", (json_int_t)ql.total, "truncated",
-	    ql.total > QUEUE_LIST_MAX));
+	api_json(r, 200,
+	    json_pack("{s:o,s:I,s:b}", "messages", ql.items, "total",
+		(json_int_t)ql.total, "truncated", ql.total > QUEUE_LIST_MAX));
 }
 
 /* The header section of a message: up to the first empty line. */
 static json_t *
 read_headers(int fd, const struct spool_env *env)
 {
-	size_t len = env->content_len < HEADERS_MAX ? env->content_len
-						    : HEADERS_MAX;
+	size_t len =
+	    env->content_len < HEADERS_MAX ? env->content_len : HEADERS_MAX;
 	char *buf = xmalloc(len + 1), *end;
 	long n = spool_read_content(fd, env, 0, buf, len);
 	json_t *j;
@@ -268,7 +269,8 @@ control(struct api_req *r, json_t *req)
 	free(path);
 	json_decref(req);
 	if (!json_is_true(json_object_get(reply, "ok"))) {
-		const char *e = json_string_value(json_object_get(reply, "error"));
+		const char *e =
+		    json_string_value(json_object_get(reply, "error"));
 		api_error(r, 409, "%s", e != NULL ? e : "the daemon refused");
 		json_decref(reply);
 		return NULL;
@@ -349,8 +351,7 @@ address_field(json_t *body, const char *key, const char **out, json_t *errors)
 	if (json_get_string(body, key, true, 320, out, errors) == -1)
 		return -1;
 	path = xasprintf("<%s>", *out);
-	if (**out == '\0' ||
-	    addr_parse_path(path, &end, &ma, &why) == -1) {
+	if (**out == '\0' || addr_parse_path(path, &end, &ma, &why) == -1) {
 		errors_set(errors, key, "is not an email address");
 		rc = -1;
 	} else {
@@ -382,8 +383,8 @@ api_send_test(struct api_req *r)
 		return;
 	}
 	json_decref(errors);
-	req = json_pack("{s:s,s:s,s:s}", "cmd", "send-test", "from", from,
-	    "to", to);
+	req = json_pack(
+	    "{s:s,s:s,s:s}", "cmd", "send-test", "from", from, "to", to);
 	if (subject != NULL && *subject != '\0')
 		json_object_set_new(req, "subject", json_string(subject));
 	if ((reply = control(r, req)) == NULL)

@@ -80,8 +80,9 @@ api_sasl_get(struct api_req *r)
 			m->v[i].user, "has_password", m->v[i].pass[0] != '\0'));
 		free(key);
 	}
-	api_json(r, 200, json_pack("{s:s,s:b,s:o}", "file", path, "configured",
-	    configured, "entries", list));
+	api_json(r, 200,
+	    json_pack("{s:s,s:b,s:o}", "file", path, "configured", configured,
+		"entries", list));
 	sasl_map_free(&m);
 	free(path);
 }
@@ -139,9 +140,10 @@ api_sasl_put(struct api_req *r)
 
 	json_reject_unknown(r->json, keys, errors);
 	entries = json_object_get(r->json, "entries");
-	if (!json_is_array(entries) || json_array_size(entries) > SASL_MAX_ENTRIES)
-		errors_set(errors, "sasl", "entries must be a list of at most %d",
-		    SASL_MAX_ENTRIES);
+	if (!json_is_array(entries) ||
+	    json_array_size(entries) > SASL_MAX_ENTRIES)
+		errors_set(errors, "sasl",
+		    "entries must be a list of at most %d", SASL_MAX_ENTRIES);
 	json_array_foreach(json_is_array(entries) ? entries : NULL, i, e)
 	{
 		json_t *sub = json_object();
@@ -149,7 +151,8 @@ api_sasl_put(struct api_req *r)
 		struct nexthop parsed;
 		const struct sasl_cred *prev = NULL;
 		if (!json_is_object(e)) {
-			errors_set(errors, "sasl", "entry %zu is not an object", i + 1);
+			errors_set(errors, "sasl", "entry %zu is not an object",
+			    i + 1);
 			json_decref(sub);
 			continue;
 		}
@@ -157,9 +160,10 @@ api_sasl_put(struct api_req *r)
 		json_get_string(e, "nexthop", true, 255, &nh, sub);
 		json_get_string(e, "username", true, 255, &user, sub);
 		json_get_string(e, "password", false, 255, &pw, sub);
-		if (nh != NULL && (*nh == '\0' ||
-				      nexthop_parse(nh, 25, &parsed, &why) == -1))
-			errors_set(sub, "nexthop", "is not a relay host ([host]:port)");
+		if (nh != NULL &&
+		    (*nh == '\0' || nexthop_parse(nh, 25, &parsed, &why) == -1))
+			errors_set(sub, "nexthop",
+			    "is not a relay host ([host]:port)");
 		else if (nh != NULL) {
 			prev = old != NULL ? sasl_map_lookup(old, parsed.host,
 						 parsed.port, parsed.mx)
@@ -169,19 +173,20 @@ api_sasl_put(struct api_req *r)
 		if (user != NULL && !user_ok(user))
 			errors_set(sub, "username",
 			    "must not be empty or hold ':' or blanks");
-		if (pw != NULL && (*pw == '\0' || pw[0] == ' ' ||
-				      pw[strlen(pw) - 1] == ' '))
+		if (pw != NULL &&
+		    (*pw == '\0' || pw[0] == ' ' || pw[strlen(pw) - 1] == ' '))
 			errors_set(sub, "password",
 			    "must not be empty or start or end with a blank");
 		if (pw == NULL && prev == NULL && json_object_size(sub) == 0)
-			errors_set(sub, "password", "is required for a new relay host");
+			errors_set(sub, "password",
+			    "is required for a new relay host");
 		if (json_object_size(sub) > 0) {
 			const char *k;
 			json_t *v;
 			json_object_foreach(sub, k, v)
 			{
-				errors_set(errors, "sasl", "entry %zu: %s %s", i + 1,
-				    k, json_string_value(v));
+				errors_set(errors, "sasl", "entry %zu: %s %s",
+				    i + 1, k, json_string_value(v));
 				break;
 			}
 		} else
@@ -218,7 +223,8 @@ api_sasl_put(struct api_req *r)
 		struct strlist cerrs = { 0 };
 		struct config_change ch = { "smtp_sasl_password_maps", path,
 			false };
-		if (config_file_change(r->a->config_path, &ch, 1, &cerrs) == -1) {
+		if (config_file_change(r->a->config_path, &ch, 1, &cerrs) ==
+		    -1) {
 			errors_set(errors, "sasl", "%s",
 			    cerrs.n > 0 ? cerrs.v[0] : "cannot name the file");
 			strlist_free(&cerrs);

@@ -118,8 +118,8 @@ send_error(struct MHD_Connection *conn, unsigned status, const char *msg)
 	char *body = xasprintf("{\"error\":\"%s\"}", msg);
 	enum MHD_Result ret;
 
-	ret = send_response(conn, status, "application/json", body,
-	    strlen(body), true, NULL);
+	ret = send_response(
+	    conn, status, "application/json", body, strlen(body), true, NULL);
 	free(body);
 	return ret;
 }
@@ -141,12 +141,13 @@ serve_asset(struct MHD_Connection *conn, const char *method, const char *url)
 	extra.hname[1] = (char *)(uintptr_t) "Cache-Control";
 	extra.hvalue[1] = (char *)(uintptr_t) "no-cache";
 	extra.nhdr = 2;
-	inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
+	inm =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
 	if (inm != NULL && strcmp(inm, as->etag) == 0)
 		ret = send_response(conn, 304, NULL, "", 0, false, &extra);
 	else
-		ret = send_response(conn, 200, as->ctype, as->data, as->len,
-		    false, &extra);
+		ret = send_response(
+		    conn, 200, as->ctype, as->data, as->len, false, &extra);
 	return ret;
 }
 
@@ -197,7 +198,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		rt = cc->api ? route_find(api_routes, api_nroutes, method, url,
 				   &params, &status)
 			     : NULL;
-		cc->max = rt == NULL	       ? 0
+		cc->max = rt == NULL	     ? 0
 		    : (rt->flags & R_UPLOAD) ? HTTP_MAX_UPLOAD
 					     : HTTP_MAX_BODY;
 		cl = MHD_lookup_connection_value(

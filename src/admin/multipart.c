@@ -128,7 +128,8 @@ multipart_parse(const char *ctype, const char *body, size_t len,
 		struct mp_part *part;
 
 		if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
-			rc = 0; /* the close delimiter; an epilogue is ignored */
+			rc =
+			    0; /* the close delimiter; an epilogue is ignored */
 			break;
 		}
 		while (p < end && (*p == ' ' || *p == '\t'))
@@ -159,7 +160,8 @@ multipart_parse(const char *ctype, const char *body, size_t len,
 		if (part_headers(p, (size_t)(hend - p), part, error_r) == -1)
 			break;
 		p = hend + 2;
-		if ((next = memmem(p, (size_t)(end - p), delim, dlen)) == NULL) {
+		if ((next = memmem(p, (size_t)(end - p), delim, dlen)) ==
+		    NULL) {
 			*error_r = "the last part does not end";
 			break;
 		}

@@ -133,8 +133,8 @@ password_verify(const char *password, const char *hash)
 	if (hex_decode(s, (size_t)(k - s), salt, sizeof(salt)) == -1 ||
 	    hex_decode(k + 1, strlen(k + 1), want, sizeof(want)) == -1)
 		return false;
-	if (scrypt_derive(password, salt, sizeof(salt), ln, r, p, got,
-		sizeof(got)) == -1)
+	if (scrypt_derive(
+		password, salt, sizeof(salt), ln, r, p, got, sizeof(got)) == -1)
 		return false;
 	ok = CRYPTO_memcmp(got, want, sizeof(got)) == 0;
 	OPENSSL_cleanse(got, sizeof(got));

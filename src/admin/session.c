@@ -146,7 +146,8 @@ sessions_remove_user(
     struct sessions *ss, const char *username, const struct session *keep)
 {
 	for (size_t i = 0; i < ss->n;) {
-		if (ss->v[i] != keep && strcmp(ss->v[i]->username, username) == 0)
+		if (ss->v[i] != keep &&
+		    strcmp(ss->v[i]->username, username) == 0)
 			sessions_remove_at(ss, i);
 		else
 			i++;

@@ -786,8 +786,8 @@ line_sets(const char *line, const char *name)
 
 /* The text with name = value set (or its line removed when unset). */
 static char *
-config_text_set(const char *text, const char *name, const char *value,
-    bool unset)
+config_text_set(
+    const char *text, const char *name, const char *value, bool unset)
 {
 	struct strlist out = { 0 };
 	bool replaced = false, skipping = false;
@@ -861,14 +861,14 @@ config_file_change(const char *path, const struct config_change *changes,
 		const struct config_change *c = &changes[i];
 		int id = param_lookup(c->name);
 		if (id < 0) {
-			strlist_addf(errors, "error: unknown parameter '%s'",
-			    c->name);
+			strlist_addf(
+			    errors, "error: unknown parameter '%s'", c->name);
 			continue;
 		}
 		if (strchr(c->value, '\n') != NULL ||
 		    strchr(c->value, '\r') != NULL) {
-			strlist_addf(errors,
-			    "error: a value cannot hold a line break");
+			strlist_addf(
+			    errors, "error: a value cannot hold a line break");
 			continue;
 		}
 		if (!c->unset && config_check_value(id, c->value, &why) == -1)
@@ -886,8 +886,8 @@ config_file_change(const char *path, const struct config_change *changes,
 		text = xstrdup("");
 	}
 	for (size_t i = 0; i < n; i++) {
-		char *next = config_text_set(text, changes[i].name,
-		    changes[i].value, changes[i].unset);
+		char *next = config_text_set(
+		    text, changes[i].name, changes[i].value, changes[i].unset);
 		free(text);
 		text = next;
 	}

@@ -89,8 +89,8 @@ struct config_change {
 	const char *value;
 	bool unset;
 };
-int config_file_change(const char *path, const struct config_change *,
-    size_t n, struct strlist *errors);
+int config_file_change(const char *path, const struct config_change *, size_t n,
+    struct strlist *errors);
 
 /* The default configuration file. */
 const char *config_default_path(void);

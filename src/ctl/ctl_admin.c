@@ -100,8 +100,8 @@ admin_set(struct ctl *ctl, int argc, char **argv, bool add)
 	if (password_hash(pw, &hash, &why) == -1)
 		ctl_die("%s", why);
 	if ((add ? store_admin_add(ctl_store(ctl), argv[1], hash, &why)
-		 : store_admin_set_password(ctl_store(ctl), argv[1], hash,
-		       &why)) == -1)
+		 : store_admin_set_password(
+		       ctl_store(ctl), argv[1], hash, &why)) == -1)
 		ctl_die("%s", why);
 	free(hash);
 	if (printed)
@@ -145,8 +145,8 @@ admin_delete(struct ctl *ctl, int argc, char **argv)
 		return ctl_usage("admin");
 	if (store_admin_delete(ctl_store(ctl), argv[1], &why) == -1)
 		ctl_die("%s", why);
-	printf("deleted admin %s (sessions end at the next request)\n",
-	    argv[1]);
+	printf(
+	    "deleted admin %s (sessions end at the next request)\n", argv[1]);
 	return 0;
 }
 

@@ -239,8 +239,7 @@ prepare_store(struct parent *p, uid_t uid, gid_t gid)
 		msg_info("made a new master key in %s: keep a backup of it "
 			 "in a safe place",
 		    kpath);
-	if (role_admin_count(p->cfg) > 0 &&
-	    admin_first_setup(st, &why) == -1)
+	if (role_admin_count(p->cfg) > 0 && admin_first_setup(st, &why) == -1)
 		msg_fatal("cannot make the first admin: %s", why);
 	if (store_path(st) != NULL) {
 		chown_store_file(store_path(st), "", uid, gid);
@@ -289,8 +288,8 @@ prepare_admin_tls(struct parent *p, uid_t uid, gid_t gid)
 			 "console in %s",
 		    cert);
 	if (tls_make_selfsigned(cert, key, cfg_myhostname(p->cfg), &why) == -1)
-		msg_fatal("cannot make the admin console's certificate: %s",
-		    why);
+		msg_fatal(
+		    "cannot make the admin console's certificate: %s", why);
 	privsep_chown(cert, uid, gid);
 	privsep_chown(key, uid, gid);
 	free(cert);
