@@ -198,9 +198,12 @@ console_field_text(
 			    FIELD_MAXLEN);
 			return -1;
 		}
-		if (check_text(f, json_string_value(value), errors) == -1 ||
-		    strlen(json_string_value(value)) !=
-			json_string_length(value))
+		if (strlen(json_string_value(value)) !=
+		    json_string_length(value)) {
+			errors_set(errors, f->key, "must not hold a NUL");
+			return -1;
+		}
+		if (check_text(f, json_string_value(value), errors) == -1)
 			return -1;
 		*text_r = xstrdup(json_string_value(value));
 		return 0;

@@ -41,6 +41,7 @@ route_find(const struct route *table, size_t n, const char *method,
 	bool path_known = false;
 
 	*status_r = 404;
+	params->n = 0;
 	if (path[0] != '/' || strlen(path) > 2048)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
