@@ -336,6 +336,12 @@ async function pageMta(params, message) {
       h("div", {}, pendingNote(st, "reject_unverified_recipient"), pendingNote(st, "unverified_recipient_reject_code"),
         h("p", { class: "error", id: "err-unverified_recipient_reject_code" }))));
   if (st.sasl) adv.append(saslSection(st.sasl));
+  /* Pending changes in the advanced part are shown, not hidden. */
+  if (st.pending.some((k) => adv.querySelector(`[data-field="${k}"]`))) {
+    adv.hidden = false;
+    advButton.setAttribute("aria-expanded", "true");
+    advButton.textContent = "hide advanced settings";
+  }
 
   const form = h("form", { class: "panel", id: "mta-form", "aria-labelledby": "mta-title", novalidate: true },
     h("h2", { id: "mta-title" }, "MTA config file"),
