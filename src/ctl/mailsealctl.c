@@ -240,6 +240,9 @@ ctl_status_main(struct ctl *ctl, int argc, char **argv)
 	       "session(s)\n",
 	    pid, json_string_value(json_object_get(reply, "version")),
 	    json_integer_value(json_object_get(reply, "sessions")));
+	printf("spool commits: %lld messages in %lld group(s)\n",
+	    json_integer_value(json_object_get(reply, "commit_messages")),
+	    json_integer_value(json_object_get(reply, "commit_batches")));
 	json_decref(reply);
 	return 0;
 }

@@ -115,10 +115,15 @@ static void
 ctl_status(struct control_req *r, json_t *req, void *ctx)
 {
 	struct dispatcher *d = ctx;
+	struct commit_stats cs;
 
+	committer_stats(d->committer, &cs);
 	control_reply_ok(r,
-	    json_pack("{s:s,s:i,s:i}", "version", MAILSEAL_VERSION, "pid",
-		(int)getpid(), "sessions", (int)smtpd_session_count(d->smtpd)));
+	    json_pack("{s:s,s:i,s:i,s:I,s:I}", "version", MAILSEAL_VERSION,
+		"pid", (int)getpid(), "sessions",
+		(int)smtpd_session_count(d->smtpd), "commit_messages",
+		(json_int_t)cs.messages, "commit_batches",
+		(json_int_t)cs.batches));
 }
 
 /* The hooks of the SMTP server: accepted mail goes to the queue manager. */
@@ -160,6 +165,9 @@ dispatcher_main(struct role_env *env)
 	if ((n = spool_clean_incoming(d.spool)) > 0)
 		msg_info("removed %d incomplete message file%s from incoming",
 		    n, n == 1 ? "" : "s");
+	if ((n = spool_check_all(d.spool)) > 0)
+		msg_warn(
+		    "%d queue file%s moved to corrupt", n, n == 1 ? "" : "s");
 	d.committer = committer_new(d.base, d.spool);
 	d.tls = dispatcher_tls(d.cfg);
 	if ((d.dns = dns_new(d.base, d.cfg, &why)) == NULL)

@@ -916,6 +916,50 @@ spool_remove(struct spool *sp, enum spool_dir dir, const char *qid)
 	return unlinkat(sp->dfd[dir], qid, 0);
 }
 
+int
+spool_quarantine(
+    struct spool *sp, enum spool_dir dir, const char *qid, const char *why)
+{
+	if (spool_move(sp, qid, dir, SPOOL_CORRUPT) == -1) {
+		msg_warn("%s: cannot move to corrupt: %m", qid);
+		return -1;
+	}
+	msg_warn("%s: corrupt queue file (%s): moved to corrupt", qid, why);
+	return 0;
+}
+
+struct check_ctx {
+	struct spool *sp;
+	enum spool_dir dir;
+	int moved;
+};
+
+static void
+check_one(const char *qid, void *arg)
+{
+	struct check_ctx *c = arg;
+	struct spool_env *env;
+	const char *why;
+
+	if (spool_read(c->sp, c->dir, qid, false, &env, NULL, &why) == 0) {
+		spool_env_free(&env);
+		return;
+	}
+	if (errno == EBADMSG && spool_quarantine(c->sp, c->dir, qid, why) == 0)
+		c->moved++;
+}
+
+int
+spool_check_all(struct spool *sp)
+{
+	struct check_ctx c = { sp, SPOOL_QUEUE, 0 };
+
+	spool_scan(sp, SPOOL_QUEUE, check_one, &c);
+	c.dir = SPOOL_HOLD;
+	spool_scan(sp, SPOOL_HOLD, check_one, &c);
+	return c.moved;
+}
+
 static int
 qid_cmp(const void *a, const void *b)
 {

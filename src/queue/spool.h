@@ -153,6 +153,17 @@ bool spool_env_pending(const struct spool_env *);
 int spool_move(
     struct spool *, const char *qid, enum spool_dir from, enum spool_dir to);
 int spool_remove(struct spool *, enum spool_dir, const char *qid);
+/*
+ * Moves a message that failed its checks to corrupt/, with a log line.
+ * It is kept for the administrator, never retried and never deleted.
+ */
+int spool_quarantine(
+    struct spool *, enum spool_dir, const char *qid, const char *why);
+/*
+ * Checks every message in queue/ and hold/ at start: a file that a
+ * reader refuses goes to corrupt/. Returns the number moved.
+ */
+int spool_check_all(struct spool *);
 /* Calls cb for each queue ID in a directory, in queue ID order. */
 int spool_scan(struct spool *, enum spool_dir,
     void (*cb)(const char *qid, void *), void *);

@@ -73,13 +73,18 @@ class Gateway:
                 f.write(f"{k} = {v}\n")
             f.write(extra_text)
 
-    def start(self, wait=True):
+    def start(self, wait=True, run_as=None):
+        """Starts the daemon; run_as=(uid, gid) starts it without root."""
         self._stderr = open(self.stderr_path, "ab")
+        prefix = []
+        if run_as is not None:
+            prefix = ["setpriv", f"--reuid={run_as[0]}",
+                      f"--regid={run_as[1]}", "--clear-groups"]
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         self.log_mark = self.log_size()
-        self.proc = subprocess.Popen([MAILSEALD, "-f", "-c", self.conf],
+        self.proc = subprocess.Popen(prefix + [MAILSEALD, "-f", "-c", self.conf],
                                      stdout=self._stderr, stderr=self._stderr,
                                      env=env)
         if wait:

@@ -87,3 +87,29 @@ def test_kill9_loses_nothing_acknowledged(gateway):
     c = SMTPClient(gateway.port)
     assert c.reply().startswith("220")
     c.close()
+
+
+def test_damaged_file_goes_to_corrupt(gateway, smtp):
+    c = smtp(gateway.port)
+    c.cmd("EHLO c.test")
+    ids = []
+    for i in range(2):
+        c.cmd("MAIL FROM:<a@b.test>")
+        c.cmd("RCPT TO:<x@example.com>")
+        c.cmd("DATA")
+        c.send(f"Subject: {i}\r\n\r\nbody\r\n.\r\n")
+        ids.append(c.reply().split()[-1])
+    c.cmd("QUIT")
+    gateway.stop()
+    path = os.path.join(gateway.params["queue_directory"], "queue", ids[0])
+    data = bytearray(open(path, "rb").read())
+    data[-20] ^= 0xFF  # a flipped bit in the envelope
+    open(path, "wb").write(bytes(data))
+    gateway.start()
+    gateway.wait_log(rf"{ids[0]}: corrupt queue file \(envelope checksum "
+                     r"mismatch\): moved to corrupt")
+    assert gateway.queue_ids() == [ids[1]]
+    assert gateway.queue_ids("corrupt") == [ids[0]]
+    listing = gateway.ctl("queue", "list").stdout
+    assert re.search(rf"^{ids[0]}\s+corrupt\s+unreadable: envelope checksum "
+                     "mismatch", listing, re.M), listing

@@ -492,3 +492,28 @@ def test_log_command(gateway, smtp):
     assert re.search(r"mailseal/dispatcher\[\d+\]: [0-9A-Z]{12}: from=<a@b.test>",
                      out)
     assert "connect from" not in out
+
+
+def test_privileges(make_gateway, smtp):
+    """As root: children run as mail_owner. As another user: as that user."""
+    import pwd
+    gw = make_gateway()
+    owner = pwd.getpwnam("mailseal").pw_uid
+    ps = subprocess.run(["ps", "-o", "uid=,args=", "-e"], capture_output=True,
+                        text=True).stdout
+    mine = [l.split(None, 1) for l in ps.splitlines() if gw.conf in l]
+    assert mine and all(int(uid) == owner for uid, _ in mine), mine
+    gw.stop()
+
+    nobody = pwd.getpwnam("nobody")
+    gw2 = make_gateway(start=False, mail_owner="nobody")
+    subprocess.run(["chown", "-R", "nobody", gw2.dir], check=True)
+    gw2.start(run_as=(nobody.pw_uid, nobody.pw_gid))
+    ps = subprocess.run(["ps", "-o", "uid=,args=", "-e"], capture_output=True,
+                        text=True).stdout
+    mine = [l.split(None, 1) for l in ps.splitlines() if gw2.conf in l]
+    assert len(mine) >= 2 and all(int(uid) == nobody.pw_uid
+                                  for uid, _ in mine), mine
+    c = smtp(gw2.port)
+    c.cmd("EHLO c.test")
+    send_message(c, "a@b.test", ["x@example.com"], "Subject: u\r\n\r\nx\r\n")

@@ -282,6 +282,30 @@ incoming_cleanup_and_moves(void **state)
 	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, NULL, &why), -1);
 }
 
+static void
+check_all_quarantines(void **state)
+{
+	struct spool *sp = *state;
+	struct spool_env *env;
+	char good[QID_LEN + 1], bad[QID_LEN + 1];
+	const char *why;
+
+	write_msg(sp, "x\r\n", good);
+	write_msg(sp, "y\r\n", bad);
+	damage(sp, bad, 8, "\x07", 1);
+	assert_int_equal(spool_check_all(sp), 1);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, good, false, &env, NULL, &why), 0);
+	spool_env_free(&env);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, bad, false, &env, NULL, &why), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_CORRUPT, bad, false, &env, NULL, &why), -1);
+	assert_string_equal(why, "unknown spool version");
+	assert_int_equal(spool_check_all(sp), 0);
+}
+
 int
 main(void)
 {
@@ -295,6 +319,8 @@ main(void)
 		    torn_tail_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    incoming_cleanup_and_moves, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    check_all_quarantines, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
