@@ -103,7 +103,9 @@ def test_damaged_file_goes_to_corrupt(gateway, smtp):
     gateway.stop()
     path = os.path.join(gateway.params["queue_directory"], "queue", ids[0])
     data = bytearray(open(path, "rb").read())
-    data[-20] ^= 0xFF  # a flipped bit in the envelope
+    # A flipped bit in the envelope (the sender is only there); not at the
+    # end of the file, where delivery appends its own records.
+    data[data.index(b"a@b.test")] ^= 0xFF
     open(path, "wb").write(bytes(data))
     gateway.start()
     gateway.wait_log(rf"{ids[0]}: corrupt queue file \(envelope checksum "
