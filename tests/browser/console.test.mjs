@@ -2,6 +2,10 @@
 // guide's direct-delivery steps 4.1 to 4.8, the "Send email" tool, and a
 // screenshot of every page (tests/artifacts/browser/).
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { Gateway, SMTP, Sink, browser, closeBrowser, login, screenshot, waitFor } from "./lib.mjs";
@@ -150,6 +154,49 @@ test("seed 4.10: the Send email tool, and its delivery on the Logs page", async 
   await screenshot(page, "logs-delivery");
   const mail = sink.events().filter((e) => e.mail).map((e) => e.mail);
   assert.ok(mail.some((m) => m.to.includes("dave@example.com") && m.data.includes("Subject: console test 4.10")));
+});
+
+test("users: add, search, edit with inherit", async () => {
+  await page.locator("#nav").getByRole("link", { name: "Users", exact: true }).click();
+  for (const u of ["alice@example.com", "bob@example.com"]) {
+    await page.getByLabel("Email address").fill(u);
+    await page.getByRole("button", { name: "Add user" }).click();
+    await page.getByRole("heading", { name: `Edit user: ${u}` }).waitFor();
+    await page.locator("#nav").getByRole("link", { name: "Users", exact: true }).click();
+  }
+  // alice inherits Locality internal from her domain (seed 4.8).
+  await page.getByRole("link", { name: "alice@example.com" }).click();
+  await page.locator("#inh-locality").getByText("inherited from domain example.com: internal").waitFor();
+  await page.locator("#nav").getByRole("link", { name: "Users", exact: true }).click();
+  await page.getByLabel("Search").fill("bob");
+  await page.getByRole("button", { name: "Search", exact: true }).click();
+  await page.locator("#users-table").getByRole("link", { name: "bob@example.com" }).waitFor();
+  assert.equal(await page.locator("#users-table").getByText("alice@example.com").count(), 0);
+});
+
+test("certificates: upload a PKCS#12 with its password", async () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "mailseal-cert-"));
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${d}/k.pem`,
+    "-out", `${d}/c.pem`, "-days", "30", "-subj", "/CN=Alice Example/emailAddress=alice@example.com",
+    "-addext", "subjectAltName=email:alice@example.com"], { stdio: "ignore" });
+  execFileSync("openssl", ["pkcs12", "-export", "-in", `${d}/c.pem`, "-inkey", `${d}/k.pem`,
+    "-out", `${d}/alice.p12`, "-passout", "pass:secret p12"], { stdio: "ignore" });
+  await page.locator("#nav").getByRole("link", { name: "Certificates", exact: true }).click();
+  const form = page.locator("#import-cert");
+  await form.getByLabel("File").setInputFiles(`${d}/alice.p12`);
+  await form.getByLabel("Password").fill("wrong");
+  await form.getByRole("button", { name: "Import" }).click();
+  await form.locator("#err-password").waitFor({ state: "visible" });
+  await form.getByLabel("Password").fill("secret p12");
+  await form.getByRole("button", { name: "Import" }).click();
+  await page.locator("#cert-table").getByRole("link", { name: /Alice Example/ }).waitFor();
+  await page.getByLabel("with private key").check();
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.locator("#cert-table").getByRole("link", { name: /Alice Example/ }).click();
+  await page.getByRole("heading", { name: "Certificate" }).waitFor();
+  await page.getByText("stored (sealed)").waitFor();
+  await screenshot(page, "certificate-details");
+  fs.rmSync(d, { recursive: true, force: true });
 });
 
 test("every page renders; screenshots", async () => {
