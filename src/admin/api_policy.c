@@ -155,6 +155,7 @@ level_put(struct api_req *r, enum store_level level, const char *name)
 {
 	static const char *const keys[] = { "properties", NULL };
 	struct store *st = admin_st(r->a);
+	struct store_props own = { 0 };
 	json_t *errors = json_object(), *props, *v;
 	const char *key, *why;
 	int n = 0;
@@ -191,9 +192,24 @@ level_put(struct api_req *r, enum store_level level, const char *name)
 	json_decref(errors);
 	if (store_begin(st, &why) == -1)
 		goto fail;
+	if (store_props_get(st, level, name, &own, &why) == -1) {
+		store_rollback(st);
+		goto fail;
+	}
 	json_object_foreach(props, key, v)
 	{
-		int rc = json_is_null(v)
+		const char *cur = store_props_find(&own, key);
+		char *c = json_is_null(v)
+		    ? NULL
+		    : prop_canon(prop_lookup(key), json_string_value(v), &why);
+		bool same = c == NULL ? cur == NULL
+				      : cur != NULL && strcmp(cur, c) == 0;
+		int rc;
+		free(c);
+		/* Only what changes is written (and counted in the log). */
+		if (same)
+			continue;
+		rc = json_is_null(v)
 		    ? policy_inherit(st, level, name, key, &why)
 		    : policy_set(
 			  st, level, name, key, json_string_value(v), &why);
@@ -205,6 +221,7 @@ level_put(struct api_req *r, enum store_level level, const char *name)
 	}
 	if (store_commit(st, &why) == -1)
 		goto fail;
+	store_props_free(&own);
 	msg_info("admin %s changed %d propert%s of %s%s", r->session->username,
 	    n, n == 1 ? "y" : "ies",
 	    level == STORE_GLOBAL	? "the global settings"
@@ -215,6 +232,7 @@ level_put(struct api_req *r, enum store_level level, const char *name)
 		api_json(r, 200, v);
 	return;
 fail:
+	store_props_free(&own);
 	api_error(r, 500, "store: %s", why);
 }
 

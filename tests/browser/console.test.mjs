@@ -109,6 +109,28 @@ test("seed 4.1-4.7: the MTA page, Apply, and what the daemon then does", async (
   assert.ok(probed.includes("nobody@example.com") && probed.includes("carol@example.com"), `probes: ${probed}`);
 });
 
+test("MTA → sasl: credentials for a relay host, the password never shown again", async () => {
+  await page.locator("#nav").getByRole("link", { name: "MTA", exact: true }).click();
+  await page.getByRole("button", { name: "show advanced settings" }).click();
+  await page.getByRole("button", { name: "Add credentials" }).click();
+  await page.getByLabel("relay host 1").fill("[relay.example.net]:587");
+  await page.getByLabel("user name 1").fill("gateway");
+  await page.getByLabel("password 1").fill("relay secret");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved to the configuration file").waitFor();
+  const file = path.join(gw.dir, "data/sasl_passwd");
+  assert.match(fs.readFileSync(file, "utf8"), /^\[relay\.example\.net\]:587 gateway:relay secret$/m);
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  assert.match(gw.config(), new RegExp(`^smtp_sasl_password_maps = ${file}$`, "m"));
+  // The page shows the user, not the password.
+  assert.equal(await page.getByLabel("user name 1").inputValue(), "gateway");
+  assert.equal(await page.getByLabel("password 1").inputValue(), "");
+  assert.equal(await page.getByLabel("password 1").getAttribute("placeholder"), "(unchanged)");
+  assert.ok(!(await page.content()).includes("relay secret"));
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.getByText("Applied: the daemon runs the new settings.").waitFor();
+});
+
 test("seed 4.8: the internal domain, Locality internal", async () => {
   await page.locator("#nav").getByRole("link", { name: "Domains", exact: true }).click();
   await page.getByLabel("Domain", { exact: true }).fill("example.com");
@@ -193,7 +215,7 @@ test("certificates: upload a PKCS#12 with its password", async () => {
   await page.getByLabel("with private key").check();
   await page.getByRole("button", { name: "Filter" }).click();
   await page.locator("#cert-table").getByRole("link", { name: /Alice Example/ }).click();
-  await page.getByRole("heading", { name: "Certificate" }).waitFor();
+  await page.getByRole("heading", { name: "Certificate", exact: true }).waitFor();
   await page.getByText("stored (sealed)").waitFor();
   await screenshot(page, "certificate-details");
   fs.rmSync(d, { recursive: true, force: true });
