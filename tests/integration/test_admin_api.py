@@ -835,3 +835,25 @@ def test_first_password_is_printed_not_logged(gw):
     assert gw.password not in gw.log()
     with open(gw.stderr_path) as f:
         assert f.read().count("password: ") == 1
+
+
+def test_admin_process_runs_as_mail_owner(gw):
+    out = subprocess.run(["pgrep", "-f", "--", f"-x admin -i 0 -c {gw.conf}"],
+                         capture_output=True, text=True).stdout.split()
+    assert len(out) == 1, out
+    with open(f"/proc/{out[0]}/status") as f:
+        uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", f.read(), re.M).groups()
+    owner = pwd.getpwnam("mailseal").pw_uid
+    assert uids == (str(owner),) * 3, "real, effective and saved uid are mail_owner's"
+
+
+def test_restart_keeps_admins_and_ends_sessions(gw, admin):
+    # Last in this file: it restarts the daemon.
+    gw.stop()
+    gw.start()
+    gw.wait_log(r"admin console ready", since=gw.log_mark)
+    wait_port("127.0.0.1", gw.admin_port)
+    with open(gw.stderr_path) as f:
+        assert f.read().count("password: ") == 1, "the first password is made once"
+    assert admin.get("/session").status == 401, "sessions live in memory"
+    assert Console(gw).login().status == 200
