@@ -37,10 +37,13 @@ format-check:
 
 docs: build
 	$(BUILD)/src/ctl/mailsealctl config doc > docs/configuration.md
+	$(BUILD)/src/ctl/mailsealctl property doc > docs/properties.md
 
 docs-check: build
 	@$(BUILD)/src/ctl/mailsealctl config doc | diff -u docs/configuration.md - \
 	|| { echo "docs/configuration.md is stale: run 'make docs'"; exit 1; }
+	@$(BUILD)/src/ctl/mailsealctl property doc | diff -u docs/properties.md - \
+	|| { echo "docs/properties.md is stale: run 'make docs'"; exit 1; }
 
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs

@@ -24,8 +24,13 @@
 
 /* A file with more objects than this is not a certificate bundle. */
 #define PARSE_MAX_OBJECTS 1000
-/* PKCS#12 MAC iterations beyond this are a denial of service, not a key. */
-#define P12_MAX_ITER 10000000
+/*
+ * Password-based key derivation that costs more than this is a denial of
+ * service, not a key file: PBKDF2 and PKCS#12 iterations, scrypt N.
+ * (Real files use 2,000 to 600,000 iterations, N up to 2^20.)
+ */
+#define PBE_MAX_ITER 2000000
+#define SCRYPT_MAX_N (1 << 20)
 
 static char errbuf[512];
 
@@ -164,6 +169,121 @@ add_p8(struct certs_bundle *b, const unsigned char *der, long len,
 	return 0;
 }
 
+static bool
+asn1_int_in(const ASN1_INTEGER *i, long max)
+{
+	long v = i != NULL ? ASN1_INTEGER_get(i) : -1;
+
+	return v >= 0 && v <= max;
+}
+
+/*
+ * Whether a password-based encryption algorithm (RFC 8018 6.1, 6.2, RFC
+ * 7914 7) costs a bounded effort, checked before any derivation runs.
+ */
+static bool
+pbe_bounded(const X509_ALGOR *alg)
+{
+	int nid = OBJ_obj2nid(alg->algorithm);
+	PBE2PARAM *p2;
+	bool ok = false;
+
+	if (nid != NID_pbes2) {
+		PBEPARAM *p1 = ASN1_TYPE_unpack_sequence(
+		    ASN1_ITEM_rptr(PBEPARAM), alg->parameter);
+		ok = p1 != NULL && asn1_int_in(p1->iter, PBE_MAX_ITER);
+		PBEPARAM_free(p1);
+		return ok;
+	}
+	p2 = ASN1_TYPE_unpack_sequence(
+	    ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+	if (p2 == NULL || p2->keyfunc == NULL)
+		goto out;
+	nid = OBJ_obj2nid(p2->keyfunc->algorithm);
+	if (nid == NID_id_pbkdf2) {
+		PBKDF2PARAM *k = ASN1_TYPE_unpack_sequence(
+		    ASN1_ITEM_rptr(PBKDF2PARAM), p2->keyfunc->parameter);
+		ok = k != NULL && asn1_int_in(k->iter, PBE_MAX_ITER);
+		PBKDF2PARAM_free(k);
+	} else if (nid == NID_id_scrypt) {
+		SCRYPT_PARAMS *k = ASN1_TYPE_unpack_sequence(
+		    ASN1_ITEM_rptr(SCRYPT_PARAMS), p2->keyfunc->parameter);
+		ok = k != NULL && asn1_int_in(k->costParameter, SCRYPT_MAX_N) &&
+		    asn1_int_in(k->blockSize, 64) &&
+		    asn1_int_in(k->parallelizationParameter, 64);
+		SCRYPT_PARAMS_free(k);
+	}
+out:
+	PBE2PARAM_free(p2);
+	return ok;
+}
+
+static bool
+p8_bounded(const X509_SIG *sig)
+{
+	const X509_ALGOR *alg = NULL;
+
+	X509_SIG_get0(sig, &alg, NULL);
+	return alg != NULL && pbe_bounded(alg);
+}
+
+static bool
+bags_bounded(const STACK_OF(PKCS12_SAFEBAG) * bags, int depth)
+{
+	for (int i = 0; i < sk_PKCS12_SAFEBAG_num(bags); i++) {
+		const PKCS12_SAFEBAG *bag = sk_PKCS12_SAFEBAG_value(bags, i);
+		int nid = PKCS12_SAFEBAG_get_nid(bag);
+		if (nid == NID_pkcs8ShroudedKeyBag &&
+		    !p8_bounded(PKCS12_SAFEBAG_get0_pkcs8(bag)))
+			return false;
+		if (nid == NID_safeContentsBag &&
+		    (depth > 3 ||
+			!bags_bounded(
+			    PKCS12_SAFEBAG_get0_safes(bag), depth + 1)))
+			return false;
+	}
+	return true;
+}
+
+/* Every derivation a PKCS#12 file asks for (RFC 7292) is bounded. */
+static bool
+p12_bounded(PKCS12 *p12, const char *password)
+{
+	const ASN1_INTEGER *iter = NULL;
+	STACK_OF(PKCS7) * safes;
+	bool ok = true;
+
+	if (PKCS12_mac_present(p12)) {
+		PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+		/* An absent iteration count means 1 (RFC 7292 4). */
+		if (iter != NULL && !asn1_int_in(iter, PBE_MAX_ITER))
+			return false;
+	}
+	if ((safes = PKCS12_unpack_authsafes(p12)) == NULL)
+		return false;
+	for (int i = 0; i < sk_PKCS7_num(safes) && ok; i++) {
+		PKCS7 *p7 = sk_PKCS7_value(safes, i);
+		STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
+		int nid = OBJ_obj2nid(p7->type);
+		if (nid == NID_pkcs7_data)
+			bags = PKCS12_unpack_p7data(p7);
+		else if (nid == NID_pkcs7_encrypted) {
+			ok = p7->d.encrypted != NULL &&
+			    p7->d.encrypted->enc_data != NULL &&
+			    pbe_bounded(p7->d.encrypted->enc_data->algorithm);
+			if (ok)
+				bags = PKCS12_unpack_p7encdata(p7, password,
+				    password ? (int)strlen(password) : 0);
+		}
+		if (ok && bags != NULL)
+			ok = bags_bounded(bags, 0);
+		sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
+	}
+	sk_PKCS7_pop_free(safes, PKCS7_free);
+	ERR_clear_error();
+	return ok;
+}
+
 static int
 add_p8_encrypted(struct certs_bundle *b, const unsigned char *der, long len,
     const char *password, const char **error_r)
@@ -182,6 +302,12 @@ add_p8_encrypted(struct certs_bundle *b, const unsigned char *der, long len,
 		return fail(error_r,
 		    "the private key is encrypted: a "
 		    "password is needed");
+	}
+	if (!p8_bounded(sig)) {
+		X509_SIG_free(sig);
+		return fail(error_r,
+		    "the private key's encryption is "
+		    "unsupported or asks for an absurd effort");
 	}
 	p8 = PKCS8_decrypt(sig, password, (int)strlen(password));
 	X509_SIG_free(sig);
@@ -202,7 +328,6 @@ add_p12(struct certs_bundle *b, const unsigned char *der, long len,
     const char *password, const char **error_r)
 {
 	const unsigned char *p = der;
-	const ASN1_INTEGER *iter = NULL;
 	STACK_OF(X509) *ca = NULL;
 	EVP_PKEY *k = NULL;
 	X509 *x = NULL;
@@ -213,16 +338,14 @@ add_p12(struct certs_bundle *b, const unsigned char *der, long len,
 		PKCS12_free(p12);
 		return fail(error_r, "not a PKCS#12 file");
 	}
+	/* Before any key derivation runs. */
+	if (!p12_bounded(p12, password)) {
+		PKCS12_free(p12);
+		return fail(error_r,
+		    "a PKCS#12 file whose encryption is "
+		    "unsupported or asks for an absurd effort");
+	}
 	if (PKCS12_mac_present(p12)) {
-		PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
-		if (iter != NULL &&
-		    (ASN1_INTEGER_get(iter) < 0 ||
-			ASN1_INTEGER_get(iter) > P12_MAX_ITER)) {
-			PKCS12_free(p12);
-			return fail(error_r,
-			    "PKCS#12 file with an absurd "
-			    "iteration count");
-		}
 		if (!PKCS12_verify_mac(
 			p12, password, password ? (int)strlen(password) : 0)) {
 			PKCS12_free(p12);
@@ -675,11 +798,23 @@ certs_describe_free(struct store_cert *c)
 
 /* Import. */
 
+/* Issued by itself: its own name as issuer, its own key signed it. */
 static bool
 self_signed(X509 *x)
 {
-	bool ok = X509_check_issued(x, x) == X509_V_OK &&
+	bool ok = X509_NAME_cmp(
+		      X509_get_subject_name(x), X509_get_issuer_name(x)) == 0 &&
 	    X509_verify(x, X509_get0_pubkey(x)) == 1;
+
+	ERR_clear_error();
+	return ok;
+}
+
+/* A trust anchor: self-signed, and its key usage allows signing certs. */
+static bool
+root_capable(X509 *x)
+{
+	bool ok = self_signed(x) && X509_check_issued(x, x) == X509_V_OK;
 
 	ERR_clear_error();
 	return ok;
@@ -709,6 +844,7 @@ import_cert(struct store *st, X509 *x, enum certs_import_as as,
     const char *bind, struct certs_import_result *r, const char **error_r)
 {
 	struct store_cert c, *have = NULL;
+	struct certs_imported *e;
 	bool added;
 	int rc = -1;
 
@@ -720,10 +856,10 @@ import_cert(struct store *st, X509 *x, enum certs_import_as as,
 			fail(error_r, "%s is not a CA certificate", c.subject);
 			goto out;
 		}
-		if (!self_signed(x)) {
+		if (!root_capable(x)) {
 			fail(error_r,
-			    "%s is not self-signed: import it with cert "
-			    "import (as an intermediate)",
+			    "%s is not self-signed, or may not sign "
+			    "certificates: import it with cert import",
 			    c.subject);
 			goto out;
 		}
@@ -743,10 +879,13 @@ import_cert(struct store *st, X509 *x, enum certs_import_as as,
 		if (have->kind == STORE_CERT_ROOT)
 			c.kind = STORE_CERT_ROOT;
 	}
-	result_add(r, &c, added);
-	if (bind != NULL && c.kind == STORE_CERT_END &&
-	    store_bind(st, c.fpr, bind, error_r) == -1)
-		goto out;
+	e = result_add(r, &c, added);
+	/* A user's self-signed certificate may carry the CA flag. */
+	if (bind != NULL && (c.kind == STORE_CERT_END || self_signed(x))) {
+		if (store_bind(st, c.fpr, bind, error_r) == -1)
+			goto out;
+		e->bound = true;
+	}
 	rc = 0;
 out:
 	store_cert_free(&have);
@@ -856,7 +995,7 @@ import_all(struct store *st, const struct masterkey *mk,
     const struct certs_bundle *b, enum certs_import_as as, const char *bind,
     struct certs_import_result *r, const char **error_r)
 {
-	size_t ends = 0;
+	size_t bound = 0;
 
 	if (b->nkeys > 0 && as == CERTS_AS_ROOTS)
 		return fail(error_r,
@@ -871,11 +1010,11 @@ import_all(struct store *st, const struct masterkey *mk,
 			error_r) == -1)
 			return -1;
 	for (size_t i = 0; i < r->n; i++)
-		ends += r->v[i].kind == STORE_CERT_END;
-	if (bind != NULL && ends == 0)
+		bound += r->v[i].bound;
+	if (bind != NULL && bound == 0)
 		return fail(error_r,
-		    "nothing to bind: the file has no "
-		    "end-entity certificate");
+		    "nothing to bind: the file has no end-entity or "
+		    "self-signed certificate");
 	for (size_t i = 0; i < b->nkeys; i++)
 		if (import_key(st, mk, b->keys[i], b, r, error_r) == -1)
 			return -1;

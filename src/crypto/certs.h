@@ -28,7 +28,8 @@
  *      serial always does.
  *
  * Selection:
- *   encryption to an address: the end-entity certificates whose
+ *   encryption to an address: the certificates (of any kind: a user's
+ *     self-signed certificate may carry the CA flag) whose
  *     subjectAltName rfc822Name or subject emailAddress is the address
  *     (case-insensitive), plus those bound to the address, its domain or
  *     a wildcard covering the domain. ALL valid ones are used, as
@@ -130,6 +131,7 @@ struct certs_imported {
 	enum store_cert_kind kind;
 	bool added; /* not stored before */
 	bool key; /* a key was stored with it */
+	bool bound; /* bound to the import's target */
 	char *subject;
 };
 
@@ -141,7 +143,8 @@ struct certs_import_result {
 
 /*
  * mk may be NULL when the bundle holds no key. bind (an address, domain
- * or wildcard) binds every end-entity certificate of the bundle.
+ * or wildcard) binds every end-entity or self-signed certificate of the
+ * bundle.
  */
 int certs_import(struct store *, const struct masterkey *,
     const struct certs_bundle *, enum certs_import_as, const char *bind,

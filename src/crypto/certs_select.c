@@ -81,11 +81,11 @@ load_certs(struct certs *cs, enum store_cert_kind kind, const char **error_r)
 			    found.v[i].fpr);
 			continue;
 		}
-		if (kind == STORE_CERT_ROOT)
-			X509_STORE_add_cert(cs->roots, x);
-		else if (sk_X509_push(cs->intermediates, X509_dup(x)) == 0)
+		if (kind == STORE_CERT_ROOT) {
+			X509_STORE_add_cert(cs->roots, x); /* takes a ref */
+			X509_free(x);
+		} else if (sk_X509_push(cs->intermediates, x) == 0)
 			msg_fatal("out of memory");
-		X509_free(x);
 	}
 	store_certs_free(&found);
 	ERR_clear_error();
@@ -512,8 +512,12 @@ static int
 cand_query(struct certs *cs, struct candidates *c, const char *email,
     const char *bound_to, bool with_key, const char **error_r)
 {
+	/*
+	 * Any kind: a self-signed certificate made as a CA (the default of
+	 * "openssl req -x509") may be a user's; validation decides.
+	 */
 	struct store_cert_query q = {
-		.kind = STORE_CERT_END, .with_der = true, .with_key = with_key
+		.kind = -1, .with_der = true, .with_key = with_key
 	};
 	struct store_certs found;
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "build_config.h"
 #include "common/config.h"
@@ -113,12 +114,21 @@ ctl_config(struct ctl *ctl)
 struct store *
 ctl_store(struct ctl *ctl)
 {
-	const char *why;
+	const char *why, *uri;
 
 	if (ctl->store != NULL)
 		return ctl->store;
-	if (store_open(cfg_str(ctl_config(ctl), P_STORE), STORE_CREATE,
-		&ctl->store, &why) == -1)
+	uri = cfg_str(ctl_config(ctl), P_STORE);
+	/* Before the first start of the daemon: make the directory too. */
+	if (strncmp(uri, "sqlite:/", 8) == 0) {
+		char *dir = xstrdup(uri + 7);
+		*strrchr(dir, '/') = '\0';
+		if (*dir != '\0' && access(dir, F_OK) == -1 &&
+		    mkdir_p(dir, 0750) == -1)
+			ctl_die("cannot create %s: %s", dir, strerror(errno));
+		free(dir);
+	}
+	if (store_open(uri, STORE_CREATE, &ctl->store, &why) == -1)
 		ctl_die("%s%s", why,
 		    geteuid() != 0 ? " (run mailsealctl as root)" : "");
 	return ctl->store;

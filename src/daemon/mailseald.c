@@ -597,6 +597,7 @@ parent_main(struct parent *p)
 		event_free(p->children[i].restart);
 	free(p->children);
 	event_base_free(p->base);
+	masterkey_free(&p->mk);
 	for (size_t r = 0; r < daemon_nroles; r++) {
 		for (size_t i = 0; i < p->nfds[r]; i++)
 			close(p->fds[r][i]);
@@ -605,7 +606,6 @@ parent_main(struct parent *p)
 	free(p->pid_path);
 	close(p->pid_fd);
 	config_unref(&p->cfg);
-	masterkey_free(&p->mk);
 	return 0;
 }
 

@@ -216,6 +216,30 @@ policy_prop(const char *prop, const char **error_r)
 	return id;
 }
 
+/* Each fingerprint of a list must name a stored certificate. */
+static int
+fprs_stored(struct store *st, const char *list, const char **error_r)
+{
+	struct strlist fprs = { 0 };
+	struct store_cert *c = NULL;
+	int rc = 0;
+
+	strlist_split(&fprs, list);
+	for (size_t i = 0; i < fprs.n && rc == 0; i++) {
+		if ((rc = store_cert_get(st, fprs.v[i], false, &c, error_r)) ==
+			0 &&
+		    c == NULL) {
+			snprintf(errbuf, sizeof(errbuf),
+			    "no certificate %s is stored", fprs.v[i]);
+			*error_r = errbuf;
+			rc = -1;
+		}
+		store_cert_free(&c);
+	}
+	strlist_free(&fprs);
+	return rc;
+}
+
 int
 policy_set(struct store *st, enum store_level level, const char *owner,
     const char *prop, const char *value, const char **error_r)
@@ -230,6 +254,11 @@ policy_set(struct store *st, enum store_level level, const char *owner,
 		snprintf(errbuf, sizeof(errbuf),
 		    "bad value '%.200s' for %s: %s", value, prop, why);
 		*error_r = errbuf;
+		return -1;
+	}
+	if (prop_table[id].type == PROPT_FPRLIST &&
+	    fprs_stored(st, c, error_r) == -1) {
+		free(c);
 		return -1;
 	}
 	rc = store_prop_set(st, level, owner, prop, c, error_r);

@@ -41,13 +41,21 @@ masterkey_path(const struct config *cfg)
 	return xasprintf("%s/master.key", cfg_str(cfg, P_DATA_DIRECTORY));
 }
 
+/*
+ * A page of its own: locked out of swap (best effort, as RLIMIT_MEMLOCK
+ * allows) and left out of core dumps.
+ */
 static struct masterkey *
 masterkey_alloc(void)
 {
-	struct masterkey *mk = xcalloc(1, sizeof(*mk));
+	struct masterkey *mk;
 
-	/* Best effort: keep the key out of swap. */
+	mk = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mk == MAP_FAILED)
+		msg_fatal("mmap: %m");
 	(void)mlock(mk, sizeof(*mk));
+	(void)madvise(mk, (size_t)sysconf(_SC_PAGESIZE), MADV_DONTDUMP);
 	return mk;
 }
 
@@ -70,7 +78,7 @@ masterkey_free(struct masterkey **mkp)
 	*mkp = NULL;
 	OPENSSL_cleanse(mk, sizeof(*mk));
 	(void)munlock(mk, sizeof(*mk));
-	free(mk);
+	munmap(mk, (size_t)sysconf(_SC_PAGESIZE));
 }
 
 static int

@@ -211,6 +211,7 @@ store_canon_email(const char *s, const char **error_r)
 	const char *at = strrchr(s, '@');
 	char *dom, *c;
 	size_t llen;
+	bool quoted;
 
 	if (at == NULL || at == s) {
 		store_error(error_r, "'%.100s' is not an email address", s);
@@ -224,10 +225,12 @@ store_canon_email(const char *s, const char **error_r)
 		    s);
 		return NULL;
 	}
+	/* RFC 5321 4.1.2: a quoted string may hold spaces, nothing else. */
+	quoted = llen >= 2 && s[0] == '"' && at[-1] == '"';
 	for (const char *p = s; p < at; p++) {
 		unsigned char ch = (unsigned char)*p;
-		if (ch <= ' ' || ch == 0x7f || ch == '<' || ch == '>' ||
-		    ch == ',') {
+		if (ch < ' ' || ch == 0x7f || (ch == ' ' && !quoted) ||
+		    (!quoted && (ch == '<' || ch == '>' || ch == ','))) {
 			store_error(
 			    error_r, "'%.100s' is not an email address", s);
 			return NULL;

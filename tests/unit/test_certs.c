@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -510,6 +511,41 @@ select_encrypt(void **state)
 	assert_int_equal(sel.n, 0);
 	certs_selection_free(&sel);
 
+	/*
+	 * A user's self-signed certificate with the CA flag (as "openssl
+	 * req -x509" makes them), whitelisted and bound: used.
+	 */
+	X509 *self = tc_cert(&(struct tc_cert_opts){ .cn = "Self",
+				 .email = "self@else.test",
+				 .ca = true,
+				 .ku = "digitalSignature,keyEncipherment" },
+	    tc_key_rsa(3), NULL, NULL);
+	struct certs_import_result r;
+	char *pem = tc_pem(self);
+	if (import_data(f, pem, strlen(pem), NULL, CERTS_AS_CERTS, "else.test",
+		&r, &why) != 0)
+		fail_msg("%s", fail_why(why));
+	assert_true(r.v[0].bound);
+	assert_int_equal(r.v[0].kind, STORE_CERT_INTERMEDIATE);
+	certs_import_result_free(&r);
+	free(pem);
+	assert_int_equal(certs_select_encrypt(
+			     f->cs, "self@else.test", time(NULL), &sel, &why),
+	    0);
+	assert_int_equal(sel.n, 0);
+	assert_int_equal(sel.rejected[0].verdict.status, CERT_UNTRUSTED);
+	certs_selection_free(&sel);
+	certs_fpr(self, fpr);
+	assert_int_equal(
+	    store_ctl_set(f->st, fpr, STORE_CTL_WHITELISTED, &why), 0);
+	assert_int_equal(certs_select_encrypt(
+			     f->cs, "other@else.test", time(NULL), &sel, &why),
+	    0);
+	assert_int_equal(sel.n, 1);
+	assert_true(sel.v[0].by_binding && sel.v[0].verdict.whitelisted);
+	certs_selection_free(&sel);
+	X509_free(self);
+
 	X509_CRL_free(crl);
 	for (size_t i = 0; i < nitems(all); i++)
 		X509_free(all[i]);
@@ -728,6 +764,37 @@ import_formats(void **state)
 	    -1);
 	assert_non_null(strstr(why, "nothing to bind"));
 	free(pem);
+
+	/* A key encrypted with a billion PBKDF2 rounds: refused at once. */
+	{
+		X509_ALGOR *alg = PKCS5_pbe2_set_iv(
+		    EVP_aes_256_cbc(), 1000000000, NULL, 0, NULL, -1);
+		X509_SIG *sig = X509_SIG_new();
+		X509_ALGOR *sa;
+		ASN1_OCTET_STRING *digest;
+		unsigned char *sder = NULL, junk[64] = { 0 };
+		int slen;
+		BIO *bio = BIO_new(BIO_s_mem());
+		char *text;
+		long tlen;
+		time_t t0 = time(NULL);
+
+		X509_SIG_getm(sig, &sa, &digest);
+		assert_int_equal(X509_ALGOR_copy(sa, alg), 1);
+		ASN1_OCTET_STRING_set(digest, junk, sizeof(junk));
+		slen = i2d_X509_SIG(sig, &sder);
+		PEM_write_bio(bio, "ENCRYPTED PRIVATE KEY", "", sder, slen);
+		tlen = BIO_get_mem_data(bio, &text);
+		assert_int_equal(import_data(f, text, (size_t)tlen, "pw",
+				     CERTS_AS_CERTS, NULL, &r, &why),
+		    -1);
+		assert_non_null(strstr(why, "absurd effort"));
+		assert_true(time(NULL) - t0 < 5);
+		BIO_free(bio);
+		OPENSSL_free(sder);
+		X509_SIG_free(sig);
+		X509_ALGOR_free(alg);
+	}
 
 	/* Garbage and the traditional key format. */
 	assert_int_equal(

@@ -278,6 +278,28 @@ wildcards(void **state)
 	policy_free(&pol);
 }
 
+#define REST62 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+/* A minimal certificate record whose fingerprint is 64 times c. */
+static void
+put_cert(struct store *st, char c)
+{
+	static unsigned char der[] = { 0x30, 0x00 };
+	struct store_cert rec;
+	const char *why = "";
+	bool added;
+
+	memset(&rec, 0, sizeof(rec));
+	memset(rec.fpr, c, STORE_FPR_LEN);
+	memset(rec.spki_sha256, 'f', STORE_FPR_LEN);
+	strcpy(rec.subject_hash, "00000000");
+	strcpy(rec.issuer_hash, "00000000");
+	rec.der = der;
+	rec.der_len = sizeof(der);
+	rec.subject = rec.issuer = rec.serial = (char *)"x";
+	ok(store_cert_put(st, &rec, &added, &why), &why);
+}
+
 static void
 bad_input(void **state)
 {
@@ -315,6 +337,14 @@ bad_input(void **state)
 	assert_int_equal(
 	    policy_resolve(st, STORE_USER, "not-an-address", &pol, &why), -1);
 	assert_null(pol);
+
+	/* Fingerprints must name stored certificates. */
+	assert_int_equal(policy_set(st, STORE_GLOBAL, NULL,
+			     "additional_certificates", "aa" REST62, &why),
+	    -1);
+	assert_non_null(strstr(why, "no certificate aa"));
+	put_cert(st, 'a');
+	put_cert(st, 'b');
 
 	/* Values are stored in canonical form. */
 	set(st, STORE_GLOBAL, NULL, "smime_strict", "YES");

@@ -167,6 +167,9 @@ canonical_names(void **state)
 	assert_null(store_canon_email("alice", &why));
 	assert_null(store_canon_email("@example.com", &why));
 	assert_null(store_canon_email("a b@example.com", &why));
+	s = store_canon_email("\"John Doe\"@Example.com", &why);
+	assert_string_equal(s, "\"john doe\"@example.com");
+	free(s);
 	assert_null(store_canon_email("a@exa_mple..com", &why));
 	s = store_canon_target("*.example.com", &why);
 	assert_string_equal(s, "*.example.com");
