@@ -533,6 +533,16 @@ config_check_all(struct config *cfg, const char *name, struct strlist *errors)
 		    m->set ? m->line : cfg->v[P_MAXIMAL_BACKOFF_TIME].line,
 		    m->i, cfg->v[P_MAXIMAL_BACKOFF_TIME].i);
 	}
+	for (size_t i = 0; i < cfg->v[P_DNS_SERVERS].nhp; i++) {
+		unsigned char addr[16];
+		const char *h = cfg->v[P_DNS_SERVERS].hp[i].host;
+		if (inet_pton(AF_INET, h, addr) != 1 &&
+		    inet_pton(AF_INET6, h, addr) != 1)
+			strlist_addf(errors,
+			    "%s:%d: error: dns_servers: '%s' is not an IP "
+			    "address",
+			    name, cfg->v[P_DNS_SERVERS].line, h);
+	}
 	if (cfg_nexthop(cfg, P_INTERNAL_RELAY_HOST)->host == NULL &&
 	    cfg_bool(cfg, P_REJECT_UNVERIFIED_RECIPIENT)) {
 		struct pvalue *r = &cfg->v[P_REJECT_UNVERIFIED_RECIPIENT];

@@ -127,10 +127,13 @@ queue_list(struct ctl *ctl, int argc, char **argv)
 	static const enum spool_dir dirs[] = { SPOOL_QUEUE, SPOOL_HOLD,
 		SPOOL_CORRUPT };
 
-	if (argc == 2 && strcmp(argv[1], "--json") == 0)
-		ql.json = true;
-	else if (argc != 1)
-		return ctl_usage("queue");
+	/* The list is always of every message; --all is accepted as well. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			ql.json = true;
+		else if (strcmp(argv[i], "--all") != 0)
+			return ctl_usage("queue");
+	}
 	ql.sp = open_spool(ctl);
 	ql.items = json_array();
 	if (!ql.json)
@@ -151,12 +154,13 @@ queue_list(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+static const enum spool_dir show_dirs[] = { SPOOL_QUEUE, SPOOL_HOLD,
+	SPOOL_CORRUPT };
+
+/* Prints one message's envelope and headers; -1 if it cannot. */
 static int
-queue_show(struct ctl *ctl, int argc, char **argv)
+show_one(struct spool *sp, const char *qid)
 {
-	static const enum spool_dir dirs[] = { SPOOL_QUEUE, SPOOL_HOLD,
-		SPOOL_CORRUPT };
-	struct spool *sp;
 	struct spool_env *env = NULL;
 	const char *why = "not found";
 	char when[64], buf[8192];
@@ -165,20 +169,18 @@ queue_show(struct ctl *ctl, int argc, char **argv)
 	bool bol = true;
 	int fd = -1;
 
-	if (argc != 2)
-		return ctl_usage("queue");
-	if (!spool_qid_valid(argv[1]))
-		ctl_die("not a queue ID: %s", argv[1]);
-	sp = open_spool(ctl);
-	for (size_t i = 0; i < nitems(dirs) && env == NULL; i++) {
-		dir = dirs[i];
-		if (spool_read(sp, dir, argv[1], false, &env, &fd, &why) ==
-			-1 &&
-		    errno != ENOENT)
-			ctl_die("%s: %s", argv[1], why);
+	for (size_t i = 0; i < nitems(show_dirs) && env == NULL; i++) {
+		dir = show_dirs[i];
+		if (spool_read(sp, dir, qid, false, &env, &fd, &why) == -1 &&
+		    errno != ENOENT) {
+			fprintf(stderr, "mailsealctl: %s: %s\n", qid, why);
+			return -1;
+		}
 	}
-	if (env == NULL)
-		ctl_die("%s: no such message", argv[1]);
+	if (env == NULL) {
+		fprintf(stderr, "mailsealctl: %s: no such message\n", qid);
+		return -1;
+	}
 	format_time(env->arrival_us, when, sizeof(when));
 	printf("queue_id: %s\nstate: %s\narrival: %s\nsize: %llu\n", env->qid,
 	    queue_state(dir, env), when, (unsigned long long)env->content_len);
@@ -229,8 +231,47 @@ queue_show(struct ctl *ctl, int argc, char **argv)
 	}
 	close(fd);
 	spool_env_free(&env);
-	spool_close(&sp);
 	return 0;
+}
+
+struct show_all {
+	struct spool *sp;
+	int rc;
+	unsigned n;
+};
+
+static void
+show_all_cb(const char *qid, void *arg)
+{
+	struct show_all *sa = arg;
+
+	if (sa->n++ > 0)
+		printf("\n");
+	if (show_one(sa->sp, qid) == -1)
+		sa->rc = 1;
+}
+
+static int
+queue_show(struct ctl *ctl, int argc, char **argv)
+{
+	struct show_all sa = { NULL, 0, 0 };
+
+	if (argc < 2)
+		return ctl_usage("queue");
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--all") != 0 && !spool_qid_valid(argv[i]))
+			ctl_die("not a queue ID: %s", argv[i]);
+	sa.sp = open_spool(ctl);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--all") != 0) {
+			show_all_cb(argv[i], &sa);
+			continue;
+		}
+		for (size_t d = 0; d < nitems(show_dirs); d++)
+			spool_scan(sa.sp, show_dirs[d], show_all_cb, &sa);
+	}
+	spool_close(&sa.sp);
+	return sa.rc;
 }
 
 /* Changing the queue: through the daemon, or on the files when it is down. */

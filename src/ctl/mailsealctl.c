@@ -27,8 +27,8 @@ static const struct ctl_command commands[] = {
 	{ "reload", ctl_reload_main, "reload" },
 	{ "status", ctl_status_main, "status" },
 	{ "queue", ctl_queue_main,
-	    "queue list [--json]\n"
-	    "       queue show ID\n"
+	    "queue list [--json] [--all]\n"
+	    "       queue show ID... | --all\n"
 	    "       queue hold ID... | --all\n"
 	    "       queue release ID... | --all\n"
 	    "       queue delete ID... | --all\n"

@@ -204,7 +204,10 @@ dispatcher_main(struct role_env *env)
 	msg_info("dispatcher ready");
 	event_base_dispatch(d.base);
 
-	/* The committer first: its last callbacks still reach the others. */
+	/*
+	 * Commits still in flight answer their sessions (and reach the
+	 * queue manager) before those go.
+	 */
 	committer_free(&d.committer);
 	smtpd_free(&d.smtpd);
 	verify_free(&d.verify);

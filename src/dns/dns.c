@@ -143,10 +143,11 @@ dns_ctx_new(const struct config *cfg, const char **error_r)
 			goto fail;
 		}
 	}
-	if (n == 0 && (rc = ub_ctx_resolvconf(ub, NULL)) != 0) {
-		*error_r = "cannot read /etc/resolv.conf";
-		goto fail;
-	}
+	/* Without a resolv.conf, unbound resolves from the root itself. */
+	if (n == 0 && (rc = ub_ctx_resolvconf(ub, NULL)) != 0)
+		msg_warn("DNS: cannot use /etc/resolv.conf (%s): resolving "
+			 "from the root servers",
+		    ub_strerror(rc));
 	/* Threads, not a forked process: the dispatcher never forks. */
 	if ((rc = ub_ctx_async(ub, 1)) != 0) {
 		*error_r = ub_strerror(rc);
@@ -249,8 +250,12 @@ dns_cancel(struct dns_req **rp)
 	req_free(r);
 }
 
-static void __attribute__((format(printf, 4, 5))) req_fail(struct dns_req *r,
-    enum dns_status st, const char *dsn, const char *fmt, ...)
+static void req_fail(struct dns_req *, enum dns_status, const char *,
+    const char *, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+req_fail(struct dns_req *r, enum dns_status st, const char *dsn,
+    const char *fmt, ...)
 {
 	va_list ap;
 

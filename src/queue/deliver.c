@@ -30,6 +30,7 @@ struct dest {
 	bool mx;
 	struct dest_jobs jobs;
 	unsigned nconn;
+	unsigned nready; /* connections that got through the handshake */
 	struct conn_list idle;
 	uint64_t dead_until;
 	struct smtpc_status dead; /* why the destination is unreachable */
@@ -56,6 +57,7 @@ struct conn {
 	struct event *idle_ev;
 	uint64_t born_us;
 	bool idle;
+	bool ready;
 	struct smtpc_txn txn;
 	const char **rcpts;
 	struct smtpc_status *rs;
@@ -289,6 +291,8 @@ conn_free(struct qmgr *qm, struct conn *c)
 	else
 		qm->nbusy--;
 	d->nconn--;
+	if (c->ready)
+		d->nready--;
 	TAILQ_REMOVE(&qm->conns, c, all_link);
 	dns_cancel(&c->dnsq);
 	smtpc_quit(&c->c);
@@ -376,8 +380,10 @@ conn_done_cb(struct smtpc *s, struct smtpc_txn *txn, void *arg)
 }
 
 /*
- * The destination cannot be reached: this job fails, and so do the
- * jobs waiting for it, until minimal_backoff_time has passed or a flush.
+ * A connection failed. If no other connection to the destination works,
+ * the destination cannot be reached: this job fails, and so do the jobs
+ * waiting for it, until minimal_backoff_time has passed or a flush. If
+ * others work, only this job fails (a server that is busy for a moment).
  */
 static void
 dest_failed(struct qmgr *qm, struct conn *c, const struct smtpc_status *st)
@@ -387,6 +393,12 @@ dest_failed(struct qmgr *qm, struct conn *c, const struct smtpc_status *st)
 	long long min = cfg_int(qm->cfg, P_MINIMAL_BACKOFF_TIME);
 
 	c->job = NULL;
+	if (d->nready > 0) {
+		conn_free(qm, c);
+		job_fail(qm, j, st);
+		dest_run(qm, d);
+		return;
+	}
 	d->dead_until = clock_wall_us() + (uint64_t)min * 1000000;
 	if (st->dsn[0] == '5')
 		smtpc_status_set(
@@ -410,6 +422,8 @@ conn_ready_cb(
 		dest_failed(c->qm, c, fail);
 		return;
 	}
+	c->ready = true;
+	c->d->nready++;
 	c->job->conn_us = clock_wall_us();
 	conn_start(c->qm, c, c->job);
 }

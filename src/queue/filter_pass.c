@@ -45,10 +45,16 @@ pass_run_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (spool_read(j->p->spool, SPOOL_QUEUE, j->qid, true, &env, &qfd,
 		&why) == -1) {
-		if (errno != ENOENT) {
-			msg_warn("%s: moved to corrupt: %s", j->qid, why);
-			(void)spool_move(
-			    j->p->spool, j->qid, SPOOL_QUEUE, SPOOL_CORRUPT);
+		if (errno == EBADMSG)
+			(void)spool_quarantine(
+			    j->p->spool, SPOOL_QUEUE, j->qid, why);
+		else if (errno != ENOENT) {
+			/* Out of descriptors, an I/O error: try again later. */
+			msg_warn(
+			    "%s: cannot read the queue file: %s", j->qid, why);
+			j->done(j->arg, j->qid, FILTER_DEFER, why);
+			free(j);
+			return;
 		}
 		j->done(j->arg, j->qid, FILTER_GONE, why);
 		free(j);

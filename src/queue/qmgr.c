@@ -2,6 +2,8 @@
  * The queue manager: messages, their schedule, the filter stage, and the
  * end of each delivery round (bounces, delay warnings, back-off).
  */
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,10 +231,19 @@ qmsg_activate(struct qmgr *qm, struct qmsg *m)
 	    -1) {
 		if (errno == ENOENT)
 			msg_warn("%s: the queue file is gone", m->qid);
+		else if (errno == EBADMSG)
+			(void)spool_quarantine(
+			    qm->spool, SPOOL_QUEUE, m->qid, why);
 		else {
-			msg_warn("%s: moved to corrupt: %s", m->qid, why);
-			(void)spool_move(
-			    qm->spool, m->qid, SPOOL_QUEUE, SPOOL_CORRUPT);
+			/* Out of descriptors, an I/O error: try again later. */
+			msg_warn(
+			    "%s: cannot read the queue file: %s", m->qid, why);
+			qmsg_schedule(qm, m,
+			    clock_wall_us() +
+				(uint64_t)cfg_int(
+				    qm->cfg, P_MINIMAL_BACKOFF_TIME) *
+				    1000000);
+			return;
 		}
 		qmgr_forget(qm, m);
 		return;
@@ -261,6 +272,10 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	unsigned limit =
 	    (unsigned)cfg_int(qm->cfg, P_QMGR_MESSAGE_ACTIVE_LIMIT);
 	struct qmsg *m;
+
+	/* An active message holds its queue file open: leave room. */
+	if (limit > qm->fd_cap)
+		limit = qm->fd_cap;
 
 	while (!qm->stopping && qm->nactive < limit &&
 	    (m = TAILQ_FIRST(&qm->ready)) != NULL) {
@@ -521,8 +536,15 @@ round_end(struct qmgr *qm, struct qmsg *m)
 		qmsg_remove(qm, m, SPOOL_QUEUE);
 		return;
 	}
+	/*
+	 * A pending recipient that was tried counts as an attempt, also one
+	 * whose bounce could not be written (it is tried again later).
+	 */
 	for (size_t i = 0; i < m->env->nrcpt; i++)
-		tried = tried || m->rr[i].outcome == RR_DEFER;
+		tried = tried ||
+		    (m->env->rcpt[i].state == RCPT_PENDING &&
+			(m->rr[i].outcome == RR_DEFER ||
+			    m->rr[i].outcome == RR_BOUNCE));
 	attempts = m->env->attempts + (tried ? 1 : 0);
 	next = clock_wall_us() +
 	    (tried ? qmgr_backoff(attempts, min, max) * 1000000 : 0);
@@ -584,10 +606,19 @@ scan_queue_cb(const char *qid, void *arg)
 		return;
 	if (spool_read(qm->spool, SPOOL_QUEUE, qid, false, &env, NULL, &why) ==
 	    -1) {
-		if (errno != ENOENT) {
-			msg_warn("%s: moved to corrupt: %s", qid, why);
-			(void)spool_move(
-			    qm->spool, qid, SPOOL_QUEUE, SPOOL_CORRUPT);
+		if (errno == EBADMSG)
+			(void)spool_quarantine(
+			    qm->spool, SPOOL_QUEUE, qid, why);
+		else if (errno != ENOENT) {
+			/* Unreadable now: activation tries again later. */
+			msg_warn(
+			    "%s: cannot read the queue file: %s", qid, why);
+			qmsg_schedule(qm, qmgr_add(qm, qid, QM_WAIT),
+			    clock_wall_us() +
+				(uint64_t)cfg_int(
+				    qm->cfg, P_MINIMAL_BACKOFF_TIME) *
+				    1000000);
+			sc->n++;
 		}
 		return;
 	}
@@ -652,6 +683,7 @@ qmgr_new(struct event_base *base, struct config *cfg, struct spool *sp,
 {
 	struct qmgr *qm = xcalloc(1, sizeof(*qm));
 	struct filter_env fe;
+	struct rlimit rl;
 
 	qm->base = base;
 	qm->cfg = config_ref(cfg);
@@ -665,6 +697,12 @@ qmgr_new(struct event_base *base, struct config *cfg, struct spool *sp,
 	}
 	qm->msgs = htab_new();
 	TAILQ_INIT(&qm->ready);
+	qm->fd_cap = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < 1000000
+	    ? (unsigned)(rl.rlim_cur / 4)
+	    : 1000000;
+	if (qm->fd_cap < 16)
+		qm->fd_cap = 16;
 	qm->kick = evtimer_new(base, kick_cb, qm);
 	qmgr_load_sasl(qm);
 	deliver_init(qm);

@@ -78,6 +78,7 @@ struct qmgr {
 	struct htab *msgs; /* queue ID -> struct qmsg */
 	struct qmsg_list ready;
 	unsigned nactive, nfilter;
+	unsigned fd_cap; /* a quarter of the file descriptors */
 	struct event *kick;
 	/* deliver.c */
 	struct htab *dests; /* key -> struct dest */

@@ -76,16 +76,18 @@ sasl_map_parse(
 		const char *eol = memchr(text + off, '\n', len - off);
 		size_t l =
 		    eol != NULL ? (size_t)(eol - (text + off)) : len - off;
-		char *line = xstrndup(text + off, l);
+		/* l + 1 bytes, all wiped below: the line may hold a password. */
+		char *line = xmalloc(l + 1);
 		const char *why;
 
+		memcpy(line, text + off, l);
+		line[l] = '\0';
 		lineno++;
 		if (strlen(line) != l)
 			strlist_addf(
 			    errors, "%s:%d: NUL byte in line", name, lineno);
 		else if (sasl_map_line(m, line, &why) == -1)
 			strlist_addf(errors, "%s:%d: %s", name, lineno, why);
-		/* The line may hold a password. */
 		xfree_secret(line, l + 1);
 		off += l + 1;
 	}

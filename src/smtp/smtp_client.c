@@ -363,8 +363,12 @@ session_fail(struct smtpc *s, bool next, struct smtpc_status *st)
 	smtpc_status_clear(st);
 }
 
-static void __attribute__((format(printf, 5, 6))) fail_local(struct smtpc *s,
-    bool next, const char *dsn, const char *diag, const char *fmt, ...)
+static void fail_local(struct smtpc *, bool, const char *, const char *,
+    const char *, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+fail_local(struct smtpc *s, bool next, const char *dsn, const char *diag,
+    const char *fmt, ...)
 {
 	struct smtpc_status st = { 0 };
 	va_list ap;
@@ -973,8 +977,12 @@ on_starttls(struct smtpc *s, size_t idx)
 		return;
 	}
 	if (inet_pton(AF_INET, t->host, &a) != 1 &&
-	    inet_pton(AF_INET6, t->host, &a) != 1)
-		SSL_set_tlsext_host_name(ssl, t->host);
+	    inet_pton(AF_INET6, t->host, &a) != 1) {
+		/* SNI (RFC 6066 3): the name, never an address. */
+		char sni[DNS_NAME_MAX];
+		strlcpy_ms(sni, t->host, sizeof(sni));
+		SSL_set_tlsext_host_name(ssl, sni);
+	}
 	s->bev = bufferevent_openssl_socket_new(s->ctx->base, s->fd, ssl,
 	    BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);

@@ -118,6 +118,7 @@ class PeerHandler:
                           responses):
         with self.lock:
             self.ehlos += 1
+            self.helo = hostname
         session.host_name = hostname
         return responses
 
@@ -162,12 +163,14 @@ class Peer:
 
     def __init__(self, host, port=None, hostname="peer.test", tls=None,
                  require_starttls=False, users=None, auth_require_tls=True,
-                 auth_exclude=None, **handler_args):
+                 auth_exclude=None, size_limit=None, **handler_args):
         self.host = host
         self.port = port or free_port_on(host)
         self.handler = PeerHandler(**handler_args)
         self.users = users or {}
         kw = {}
+        if size_limit is not None:
+            kw["data_size_limit"] = size_limit
         if tls is not None:
             kw["tls_context"] = tls
             kw["require_starttls"] = require_starttls

@@ -378,3 +378,106 @@ def test_pipelining_reuse_and_concurrency_limit(make_gateway, net):
     assert len(mx.messages) == 5
     assert mx.handler.ehlos == 1
     assert all(len(m["rcpts"]) == 2 for m in mx.messages)
+
+
+def test_delay_warning(make_gateway, net):
+    """delay_warning_time: the sender hears once that mail is late."""
+    internal = net.sink("127.0.0.20")
+    dead = free_port_on("127.0.0.21")
+    gw = make_gateway(internal_relay_host=f"[127.0.0.20]:{internal.port}",
+                      external_relay_host=f"[127.0.0.21]:{dead}",
+                      minimal_backoff_time="1s", maximal_backoff_time="1s",
+                      delay_warning_time="1s")
+    qid = send(gw.port, "alice@example.com", ["bob@remote.test"], "x\r\n",
+               subject="late mail")
+    wq = gw.wait_log(rf"{qid}: sender delay notification: (\w+)").group(1)
+    (env, msg), = dsn_of(internal)
+    per, parts = check_dsn(env, msg, "bob@remote.test", "4.4.1",
+                           action="delayed")
+    assert per["Will-Retry-Until"]
+    assert msg["Subject"] == "Delayed Mail (still being retried)"
+    assert "THIS IS A WARNING ONLY" in parts[0].get_content()
+    assert "Subject: late mail" in parts[2].get_content()
+    sent_line(gw, wq, "alice@example.com", r"127\.0\.0\.20\[127\.0\.0\.20\]:\d+")
+    # Once only, however often the message is retried.
+    gw.wait_log(rf"{qid}: to=<bob@remote.test>.*\n(.*\n)*.*{qid}: "
+                r"to=<bob@remote.test>.*\n(.*\n)*.*"
+                rf"{qid}: to=<bob@remote.test>", timeout=10)
+    assert gw.log().count(f"{qid}: sender delay notification") == 1
+    assert os.path.exists(os.path.join(gw.params["queue_directory"],
+                                       "queue", qid))
+
+
+def test_greeting_timeout_defers(make_gateway, net):
+    """A server that accepts the connection and says nothing."""
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.21", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody talks
+    net.add(type("S", (), {"stop": lambda self: silent.close()})())
+    port = silent.getsockname()[1]
+    gw = make_gateway(external_relay_host=f"[127.0.0.21]:{port}",
+                      smtp_helo_timeout="1s")
+    qid = send(gw.port, "alice@example.com", ["bob@remote.test"], "x\r\n")
+    gw.wait_log(rf"{qid}: to=<bob@remote.test>, relay=none, .*dsn=4\.4\.2, "
+                r"status=deferred \(conversation with 127\.0\.0\.21"
+                r"\[127\.0\.0\.21\] timed out while receiving the initial "
+                r"server greeting\)")
+
+
+def test_helo_fallback_and_size_limit(make_gateway, net):
+    """EHLO refused: HELO. A SIZE limit of the server: a bounce."""
+    internal = net.sink("127.0.0.20")
+    old = net.sink("127.0.0.21", options=["-e"])  # no ESMTP
+    small = net.peer("127.0.0.22", size_limit=2000)
+    gw = make_gateway(internal_relay_host=f"[127.0.0.20]:{internal.port}",
+                      external_relay_host=f"[127.0.0.21]:{old.port}")
+    qid = send(gw.port, "alice@example.com", ["bob@remote.test"], "hi\r\n")
+    sent_line(gw, qid, "bob@remote.test", r"127\.0\.0\.21\[127\.0\.0\.21\]:\d+")
+    env, _ = old.wait(1)[0]
+    assert env["X-Client-Proto"] == ["SMTP"]
+    assert env["X-Helo-Args"] == ["gw.example.com"]
+
+    gw.params["external_relay_host"] = f"[127.0.0.22]:{small.port}"
+    gw.params["smtp_helo_name"] = "out.example.com"
+    gw.write_config()
+    gw.reload()
+    qid = send(gw.port, "alice@example.com", ["bob@remote.test"],
+               "x" * 70 + "\r\n" * 40 + "y\r\n" * 1000)
+    gw.wait_log(rf"{qid}: to=<bob@remote.test>, relay=127\.0\.0\.22"
+                r"\[127\.0\.0\.22\]:\d+, .*dsn=5\.3\.4, status=bounced "
+                r"\(message size \d+ exceeds size limit 2000 of server "
+                r"127\.0\.0\.22\[127\.0\.0\.22\]\)")
+    assert small.handler.ehlos == 1 and small.messages == []
+    assert small.handler.helo == "out.example.com"
+    (env, msg), = dsn_of(internal)
+    check_dsn(env, msg, "bob@remote.test", "5.3.4")
+
+
+def test_one_transaction_per_destination(make_gateway, net):
+    """Recipients are grouped per destination (and split at
+    smtp_destination_recipient_limit)."""
+    port = free_port_on("127.0.0.21")
+    internal = net.sink("127.0.0.20")
+    mx = net.sink("127.0.0.21", port=port)
+    other = net.sink("127.0.0.24", port=port)
+    dns = net.dns(mx=[("remote.test", "mx.remote.test", 10),
+                      ("other.test", "mx.other.test", 10)],
+                  hosts=[("mx.remote.test", "127.0.0.21"),
+                         ("mx.other.test", "127.0.0.24")])
+    gw = make_gateway(internal_relay_host=f"[127.0.0.20]:{internal.port}",
+                      dns_servers=dns.server, smtp_tcp_port=port,
+                      smtp_destination_recipient_limit=2)
+    rcpts = ["a@example.com", "b@remote.test", "c@remote.test",
+             "d@remote.test", "e@other.test", "f@example.com"]
+    qid = send(gw.port, "alice@example.com", rcpts, "grouped\r\n")
+    gw.wait_log(rf"{qid}: removed")
+    got = {name: sorted(tuple(sorted(env["X-Rcpt-Args"]))
+                        for env, _ in sink.messages())
+           for name, sink in (("internal", internal), ("mx", mx),
+                              ("other", other))}
+    assert got["internal"] == [("<a@example.com>", "<f@example.com>")]
+    assert got["mx"] == sorted([("<b@remote.test>", "<c@remote.test>"),
+                                ("<d@remote.test>",)])
+    assert got["other"] == [("<e@other.test>",)]
+    assert gw.log().count(f"{qid}: to=<") == 6

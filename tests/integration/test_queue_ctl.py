@@ -69,6 +69,10 @@ def test_delete_and_all(make_gateway, net):
                         "hold: 2 messages\n")
     assert sorted(os.listdir(os.path.join(gw.params["queue_directory"],
                                           "hold"))) == [b, c]
+    shown = gw.ctl("queue", "show", "--all").stdout
+    assert f"queue_id: {b}\nstate: hold" in shown
+    assert f"queue_id: {c}\nstate: hold" in shown
+    assert "Subject: message 1" in shown and "Subject: message 2" in shown
     r = gw.ctl("queue", "delete", "--all")
     assert "delete: 2 messages" in r.stdout
     wait_for(lambda: gw.queue_ids("hold") == [] and gw.queue_ids() == [],

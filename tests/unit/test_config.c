@@ -178,6 +178,16 @@ errors(void **state)
 		{ "reject_unverified_recipient = yes\n",
 		    "t.conf:1: error: reject_unverified_recipient = yes needs "
 		    "an internal_relay_host to ask" },
+		{ "dns_servers = 127.0.0.53:5353, ns.example.com\n",
+		    "t.conf:1: error: dns_servers: 'ns.example.com' is not an "
+		    "IP address" },
+		{ "minimal_backoff_time = 1h\nmaximal_backoff_time = 30m\n",
+		    "t.conf:1: error: minimal_backoff_time (3600s) must not be "
+		    "larger than maximal_backoff_time (1800s)" },
+		{ "smtp_tls_security_level = dane\n",
+		    "t.conf:1: error: bad value 'dane' for "
+		    "smtp_tls_security_level: must be one of may, encrypt, "
+		    "none" },
 		{ "relay_domains = example.com, bad..domain\n",
 		    "t.conf:1: error: bad value 'example.com, bad..domain' for "
 		    "relay_domains: 'bad..domain' is not a valid domain name" },
