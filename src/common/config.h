@@ -83,6 +83,14 @@ int config_check_value(int param, const char *value, const char **error_r);
  */
 int config_file_set(const char *path, const char *name, const char *value,
     bool unset, struct strlist *errors);
+/* Several changes at once: all of them are made, or none. */
+struct config_change {
+	const char *name;
+	const char *value;
+	bool unset;
+};
+int config_file_change(const char *path, const struct config_change *, size_t n,
+    struct strlist *errors);
 
 /* The default configuration file. */
 const char *config_default_path(void);

@@ -34,6 +34,7 @@ extern const struct role daemon_roles[];
 extern const size_t daemon_nroles;
 
 int dispatcher_main(struct role_env *);
+int admin_main(struct role_env *);
 
 #include "common/paths.h"
 

@@ -27,6 +27,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "admin/admin_store.h"
 #include "daemon/daemon.h"
 #include "daemon/privsep.h"
 #include "queue/spool.h"
@@ -40,9 +41,21 @@ role_one(const struct config *cfg)
 	return 1;
 }
 
+/* The console runs when admin_listen names an address. */
+static int
+role_admin_count(const struct config *cfg)
+{
+	size_t n;
+
+	cfg_listen(cfg, P_ADMIN_LISTEN, &n);
+	return n > 0 ? 1 : 0;
+}
+
 const struct role daemon_roles[] = {
 	/* The dispatcher holds no private keys: no master key. */
 	{ "dispatcher", dispatcher_main, role_one, P_SMTPD_LISTEN, false },
+	/* The admin seals the private keys it imports. */
+	{ "admin", admin_main, role_admin_count, P_ADMIN_LISTEN, true },
 };
 const size_t daemon_nroles = nitems(daemon_roles);
 
@@ -226,6 +239,8 @@ prepare_store(struct parent *p, uid_t uid, gid_t gid)
 		msg_info("made a new master key in %s: keep a backup of it "
 			 "in a safe place",
 		    kpath);
+	if (role_admin_count(p->cfg) > 0 && admin_first_setup(st, &why) == -1)
+		msg_fatal("cannot make the first admin: %s", why);
 	if (store_path(st) != NULL) {
 		chown_store_file(store_path(st), "", uid, gid);
 		chown_store_file(store_path(st), "-wal", uid, gid);
@@ -251,6 +266,30 @@ prepare_tls(struct parent *p, uid_t uid, gid_t gid)
 		    cfg_myhostname(p->cfg), dd);
 	if (tls_make_selfsigned(cert, key, cfg_myhostname(p->cfg), &why) == -1)
 		msg_fatal("cannot make a TLS certificate: %s", why);
+	privsep_chown(cert, uid, gid);
+	privsep_chown(key, uid, gid);
+	free(cert);
+	free(key);
+}
+
+/* The console's certificate: self-signed at first start, as for SMTP. */
+static void
+prepare_admin_tls(struct parent *p, uid_t uid, gid_t gid)
+{
+	char *cert, *key;
+	const char *why;
+
+	if (role_admin_count(p->cfg) == 0 ||
+	    *cfg_str(p->cfg, P_ADMIN_TLS_CERT_FILE) != '\0')
+		return;
+	admin_tls_paths(p->cfg, &cert, &key);
+	if (access(cert, F_OK) != 0)
+		msg_info("making a self-signed certificate for the admin "
+			 "console in %s",
+		    cert);
+	if (tls_make_selfsigned(cert, key, cfg_myhostname(p->cfg), &why) == -1)
+		msg_fatal(
+		    "cannot make the admin console's certificate: %s", why);
 	privsep_chown(cert, uid, gid);
 	privsep_chown(key, uid, gid);
 	free(cert);
@@ -512,6 +551,7 @@ parent_main(struct parent *p)
 	prepare_dirs(p, uid, gid);
 	prepare_store(p, uid, gid);
 	prepare_tls(p, uid, gid);
+	prepare_admin_tls(p, uid, gid);
 	bind_listeners(p);
 	privsep_raise_nofile();
 	if (!p->foreground)
