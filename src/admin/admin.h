@@ -27,6 +27,7 @@ struct admin {
 	struct sessions sessions;
 	struct ratelimit *rl;
 	void *store; /* the policy and key store (admin_store.c) */
+	int confwriter_fd; /* the root writer of mailseal.conf, or -1 */
 	bool test_mode; /* fuzzing: no signals, no files */
 };
 

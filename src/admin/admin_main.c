@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "admin/admin.h"
+#include "common/confwriter.h"
 #include "admin/admin_store.h"
 #include "admin/http.h"
 #include "common/config.h"
@@ -98,6 +99,13 @@ admin_main(struct role_env *env)
 	pthread_cond_init(&a.reloaded, NULL);
 	a.config_path = env->config_path;
 	a.cfg = config_ref(env->cfg);
+	/* The root configuration writer, when the daemon started as root. */
+	a.confwriter_fd = -1;
+	if ((why = getenv(CONFWRITER_ENV)) != NULL) {
+		a.confwriter_fd = atoi(why);
+		fd_set_cloexec(a.confwriter_fd, true);
+		unsetenv(CONFWRITER_ENV);
+	}
 	a.rl = xcalloc(1, sizeof(*a.rl));
 	if (admin_store_open(&a, &why) == -1)
 		msg_fatal("%s", why);

@@ -11,6 +11,7 @@
 #include "admin/api.h"
 #include "admin/api_config.h"
 #include "common/config.h"
+#include "common/confwriter.h"
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/util.h"
@@ -235,10 +236,20 @@ console_field_text(
 	return -1;
 }
 
+/*
+ * Whether the console can change the file: always through the root
+ * configuration writer; a daemon that never had root needs the file
+ * writable by its own user.
+ */
 static bool
-config_writable(const char *path)
+config_writable(const struct admin *a)
 {
-	char *copy = xstrdup(path);
+	const char *path = a->config_path;
+	char *copy;
+
+	if (a->confwriter_fd != -1)
+		return true;
+	copy = xstrdup(path);
 	bool ok = access(dirname(copy), W_OK) == 0 &&
 	    (access(path, W_OK) == 0 || errno == ENOENT);
 
@@ -279,8 +290,7 @@ console_fields_state(struct admin *a, const struct console_field *fields)
 			    other, json_string(param_table[i].name));
 	st = json_pack("{s:o,s:o,s:o,s:o,s:o,s:s,s:b}", "fields", fj, "running",
 	    rj, "pending", pending, "changed_parameters", other, "file_errors",
-	    ferr, "file", a->config_path, "writable",
-	    config_writable(a->config_path));
+	    ferr, "file", a->config_path, "writable", config_writable(a));
 	config_unref(&file);
 	return st;
 }
@@ -352,11 +362,10 @@ console_fields_put(struct api_req *r, const struct console_field *fields)
 		ch[n].unset = strcmp(text, param_table[f->id].def) == 0;
 		n++;
 	}
-	if (json_object_size(errors) == 0 &&
-	    !config_writable(r->a->config_path))
+	if (json_object_size(errors) == 0 && !config_writable(r->a))
 		errors_set(errors, "_form",
 		    "%s cannot be changed: it or its directory is not "
-		    "writable by the mail_owner user",
+		    "writable by the user the daemon runs as",
 		    r->a->config_path);
 	/* Fields whose value the file already has are left alone. */
 	if (json_object_size(errors) == 0 &&
@@ -381,7 +390,8 @@ console_fields_put(struct api_req *r, const struct console_field *fields)
 	}
 	strlist_free(&msgs);
 	if (json_object_size(errors) == 0 && n > 0 &&
-	    config_file_change(r->a->config_path, ch, n, &msgs) == -1)
+	    confwriter_change(
+		r->a->confwriter_fd, r->a->config_path, ch, n, &msgs) == -1)
 		errors_from_file(errors, &msgs, fields);
 	strlist_free(&msgs);
 	for (size_t i = 0; i < n; i++)

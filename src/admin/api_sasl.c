@@ -15,6 +15,7 @@
 #include "admin/admin.h"
 #include "admin/api.h"
 #include "common/config.h"
+#include "common/confwriter.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "smtp/sasl_client.h"
@@ -223,8 +224,8 @@ api_sasl_put(struct api_req *r)
 		struct strlist cerrs = { 0 };
 		struct config_change ch = { "smtp_sasl_password_maps", path,
 			false };
-		if (config_file_change(r->a->config_path, &ch, 1, &cerrs) ==
-		    -1) {
+		if (confwriter_change(r->a->confwriter_fd, r->a->config_path,
+			&ch, 1, &cerrs) == -1) {
 			errors_set(errors, "sasl", "%s",
 			    cerrs.n > 0 ? cerrs.v[0] : "cannot name the file");
 			strlist_free(&cerrs);

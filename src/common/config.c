@@ -16,6 +16,32 @@
 #include "common/log.h"
 #include "common/util.h"
 
+bool
+config_console_settable(int param)
+{
+	static const int allowed[] = {
+		P_MYHOSTNAME,
+		P_SMTP_HELO_NAME,
+		P_MYNETWORKS,
+		P_RELAY_DOMAINS,
+		P_MATCH_SUBDOMAINS,
+		P_RELAY_REJECT_CODE,
+		P_INTERNAL_RELAY_HOST,
+		P_EXTERNAL_RELAY_HOST,
+		P_BEFORE_FILTER_MESSAGE_SIZE_LIMIT,
+		P_AFTER_FILTER_MESSAGE_SIZE_LIMIT,
+		P_REJECT_UNVERIFIED_RECIPIENT,
+		P_UNVERIFIED_RECIPIENT_REJECT_CODE,
+		P_DNS_SERVERS,
+		P_SMTP_SASL_PASSWORD_MAPS,
+	};
+
+	for (size_t i = 0; i < nitems(allowed); i++)
+		if (allowed[i] == param)
+			return true;
+	return false;
+}
+
 const char *
 config_default_path(void)
 {

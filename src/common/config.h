@@ -92,6 +92,13 @@ struct config_change {
 int config_file_change(const char *path, const struct config_change *, size_t n,
     struct strlist *errors);
 
+/*
+ * Whether the admin console may change a parameter: the settings of the
+ * seed guide's MTA and DNS pages. Parameters that name files, users,
+ * listeners or the store are for root alone.
+ */
+bool config_console_settable(int param);
+
 /* The default configuration file. */
 const char *config_default_path(void);
 

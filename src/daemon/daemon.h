@@ -28,6 +28,8 @@ struct role {
 	 * whose number is in MAILSEAL_KEY_FD, read with masterkey_receive().
 	 */
 	bool master_key;
+	/* Whether it gets the configuration writer's socket. */
+	bool confwriter;
 };
 
 extern const struct role daemon_roles[];

@@ -25,6 +25,7 @@
 
 #include "build_config.h"
 #include "common/config.h"
+#include "common/confwriter.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "admin/admin_store.h"
@@ -53,9 +54,11 @@ role_admin_count(const struct config *cfg)
 
 const struct role daemon_roles[] = {
 	/* The dispatcher holds no private keys: no master key. */
-	{ "dispatcher", dispatcher_main, role_one, P_SMTPD_LISTEN, false },
-	/* The admin seals the private keys it imports. */
-	{ "admin", admin_main, role_admin_count, P_ADMIN_LISTEN, true },
+	{ "dispatcher", dispatcher_main, role_one, P_SMTPD_LISTEN, false,
+	    false },
+	/* The admin seals the private keys it imports, and changes the
+	 * MTA settings through the configuration writer. */
+	{ "admin", admin_main, role_admin_count, P_ADMIN_LISTEN, true, true },
 };
 const size_t daemon_nroles = nitems(daemon_roles);
 
@@ -83,6 +86,7 @@ struct parent {
 	int pid_fd;
 	char *pid_path;
 	struct masterkey *mk; /* for the roles that get it */
+	int confwriter_fd; /* -1 when the daemon never had root */
 };
 
 static void
@@ -365,6 +369,10 @@ child_start(struct parent *p, struct child *c)
 		_exit(1);
 	if (kfd != -1 && (kfd = fcntl(kfd, F_DUPFD_CLOEXEC, 64)) == -1)
 		_exit(1);
+	int cwfd = -1;
+	if (c->role->confwriter && p->confwriter_fd != -1 &&
+	    (cwfd = fcntl(p->confwriter_fd, F_DUPFD_CLOEXEC, 64)) == -1)
+		_exit(1);
 	for (size_t i = 0; i < n; i++) {
 		if (dup2(tmp[i], (int)(3 + i)) == -1)
 			_exit(1);
@@ -380,6 +388,14 @@ child_start(struct parent *p, struct child *c)
 			_exit(1);
 		snprintf(keyfd, sizeof(keyfd), "%d", to);
 		setenv(MASTERKEY_ENV, keyfd, 1);
+	}
+	if (cwfd != -1) {
+		char cwbuf[16];
+		int to = (int)(3 + n + (logf != -1) + (kfd != -1));
+		if (dup2(cwfd, to) == -1)
+			_exit(1);
+		snprintf(cwbuf, sizeof(cwbuf), "%d", to);
+		setenv(CONFWRITER_ENV, cwbuf, 1);
 	}
 	snprintf(inst, sizeof(inst), "%d", c->instance);
 	snprintf(nfds, sizeof(nfds), "%zu", n);
@@ -557,6 +573,11 @@ parent_main(struct parent *p)
 	if (!p->foreground)
 		daemonize();
 	write_pid_file(p, uid, gid);
+	p->confwriter_fd = -1;
+	if (geteuid() == 0 &&
+	    confwriter_start(p->self, p->config_path, log_get_fd(),
+		&p->confwriter_fd, &why) == -1)
+		msg_fatal("cannot start the configuration writer: %s", why);
 	if (privsep_drop(uid, gid, &why) == -1)
 		msg_fatal("cannot drop privileges: %s", why);
 	msg_info("daemon started -- version %s, configuration %s",
@@ -696,6 +717,12 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
+	/* The one process that keeps root: see common/confwriter.h. */
+	if (role != NULL && strcmp(role, "confwriter") == 0) {
+		log_init("mailseal/confwriter");
+		log_set_stderr(foreground);
+		confwriter_main(config_path);
+	}
 	if (role != NULL)
 		return child_main(role, instance, config_path, foreground);
 

@@ -69,11 +69,6 @@ export class Gateway {
     await waitFor(() => /admin console ready/.test(this.log()) && /dispatcher ready/.test(this.log()),
       "the daemon to start");
     this.password = /password: (\S+)/.exec(readOr(this.stderrPath))[1];
-    // The console edits mailseal.conf as mail_owner (docs/operations.md).
-    const uid = Number(execFileSync("id", ["-u", "mailseal"]).toString());
-    const gid = Number(execFileSync("id", ["-g", "mailseal"]).toString());
-    fs.chownSync(this.dir, uid, gid);
-    fs.chownSync(this.conf, uid, gid);
     this.url = `https://127.0.0.1:${this.adminPort}/`;
     return this;
   }

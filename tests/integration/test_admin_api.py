@@ -127,10 +127,6 @@ def make_console_gateway(directory, **params):
     wait_port("127.0.0.1", gw.admin_port)
     gw.wait_log(r"admin console ready")
     gw.password = first_password(gw)
-    # The console edits mailseal.conf as mail_owner (docs/operations.md).
-    pw = pwd.getpwnam("mailseal")
-    os.chown(gw.dir, pw.pw_uid, pw.pw_gid)
-    os.chown(gw.conf, pw.pw_uid, pw.pw_gid)
     return gw
 
 
@@ -345,6 +341,9 @@ def test_mta_body_must_be_a_json_object(gw, admin):
 def test_mta_save_is_pending_until_apply(gw, admin):
     with open(gw.conf, "a") as f:
         f.write("# a comment the console keeps\n")
+    # The file stays root's: the console writes through the root
+    # configuration writer, never as mail_owner.
+    assert os.stat(gw.conf).st_uid == 0 and os.stat(gw.dir).st_uid == 0
     r = admin.put("/mta", {"myhostname": "applied.example.com",
                            "relay_domains": ["example.com", "example.net"],
                            "mynetworks": ["127.0.0.1/32", "10.0.0.5/32"],
@@ -358,6 +357,10 @@ def test_mta_save_is_pending_until_apply(gw, admin):
     assert "relay_domains = example.com, example.net\n" in text
     assert "# a comment the console keeps\n" in text
     assert "# written by the integration tests\n" in text
+    assert os.stat(gw.conf).st_uid == 0
+    assert (os.stat(gw.conf).st_mode & 0o777) == 0o644
+    assert re.search(r"mailseal/confwriter\[\d+\]: changed 3 parameters",
+                     gw.log())
     # mailsealctl sees it as the file says.
     assert "applied.example.com" in gw.ctl("config", "show", "myhostname").stdout
     # Not yet in force.
