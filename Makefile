@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PYTHON     ?= /usr/bin/python3
 MESON_OPTS ?=
 
-.PHONY: all build deps test-deps run test unit integration asan fuzz \
+.PHONY: all build deps test-deps run test unit integration browser asan fuzz \
 	format format-check docs docs-check bench clean
 
 all: build
@@ -14,6 +14,7 @@ deps:
 
 test-deps:
 	@scripts/install-deps --test
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --werror $(MESON_OPTS)
@@ -50,6 +51,12 @@ unit: build
 integration: build
 	MAILSEAL_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -x tests/integration
 
+# The admin console in Debian's chromium (playwright-core); screenshots go
+# to tests/artifacts/browser/.
+browser: build
+	cd tests/browser && MAILSEAL_BUILD=$(CURDIR)/$(BUILD) \
+		node --test --test-concurrency=1
+
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) --werror -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dbuildtype=debug $(MESON_OPTS)
@@ -75,7 +82,7 @@ fuzz: $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 	scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-test: test-deps format-check build docs-check unit integration asan fuzz
+test: test-deps format-check build docs-check unit integration browser asan fuzz
 	@echo "make test: all tests passed"
 
 bench: test-deps build

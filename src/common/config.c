@@ -16,6 +16,32 @@
 #include "common/log.h"
 #include "common/util.h"
 
+bool
+config_console_settable(int param)
+{
+	static const int allowed[] = {
+		P_MYHOSTNAME,
+		P_SMTP_HELO_NAME,
+		P_MYNETWORKS,
+		P_RELAY_DOMAINS,
+		P_MATCH_SUBDOMAINS,
+		P_RELAY_REJECT_CODE,
+		P_INTERNAL_RELAY_HOST,
+		P_EXTERNAL_RELAY_HOST,
+		P_BEFORE_FILTER_MESSAGE_SIZE_LIMIT,
+		P_AFTER_FILTER_MESSAGE_SIZE_LIMIT,
+		P_REJECT_UNVERIFIED_RECIPIENT,
+		P_UNVERIFIED_RECIPIENT_REJECT_CODE,
+		P_DNS_SERVERS,
+		P_SMTP_SASL_PASSWORD_MAPS,
+	};
+
+	for (size_t i = 0; i < nitems(allowed); i++)
+		if (allowed[i] == param)
+			return true;
+	return false;
+}
+
 const char *
 config_default_path(void)
 {
@@ -794,44 +820,17 @@ line_sets(const char *line, const char *name)
 	return *line == '=';
 }
 
-int
-config_file_set(const char *path, const char *name, const char *value,
-    bool unset, struct strlist *errors)
+/* The text with name = value set (or its line removed when unset). */
+static char *
+config_text_set(
+    const char *text, const char *name, const char *value, bool unset)
 {
 	struct strlist out = { 0 };
-	struct config *check = NULL;
-	struct stat st;
-	char *text = NULL, *tmp = NULL, *joined;
-	size_t total = 0;
-	const char *why;
 	bool replaced = false, skipping = false;
-	int id, fd = -1, rc = -1;
+	size_t total = 0;
+	char *joined;
 
-	if ((id = param_lookup(name)) < 0) {
-		strlist_addf(errors, "error: unknown parameter '%s'", name);
-		return -1;
-	}
-	if (!unset && config_check_value(id, value, &why) == -1) {
-		strlist_addf(errors, "error: bad value '%s' for %s: %s", value,
-		    name, why);
-		return -1;
-	}
-	if (strchr(value, '\n') != NULL || strchr(value, '\r') != NULL) {
-		strlist_addf(errors,
-		    "error: a value cannot hold a line "
-		    "break");
-		return -1;
-	}
-	if (file_read_all(path, &text, NULL) == -1) {
-		if (errno != ENOENT) {
-			strlist_addf(errors, "%s: error: cannot read: %s", path,
-			    strerror(errno));
-			return -1;
-		}
-		text = xstrdup("");
-	}
-
-	for (char *p = text, *eol; *p != '\0'; p = eol) {
+	for (const char *p = text, *eol; *p != '\0'; p = eol) {
 		eol = strchr(p, '\n');
 		eol = eol != NULL ? eol + 1 : p + strlen(p);
 		char *line = xstrndup(p, (size_t)(eol - p));
@@ -870,9 +869,67 @@ config_file_set(const char *path, const char *name, const char *value,
 		memcpy(joined + off, out.v[i], l + 1);
 		off += l;
 	}
+	strlist_free(&out);
+	return joined;
+}
+
+int
+config_file_set(const char *path, const char *name, const char *value,
+    bool unset, struct strlist *errors)
+{
+	struct config_change ch = { name, value, unset };
+
+	return config_file_change(path, &ch, 1, errors);
+}
+
+int
+config_file_change(const char *path, const struct config_change *changes,
+    size_t n, struct strlist *errors)
+{
+	struct config *check = NULL;
+	struct stat st;
+	char *text = NULL, *tmp = NULL;
+	const char *why;
+	size_t nerr = errors->n;
+	int fd = -1, rc = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct config_change *c = &changes[i];
+		int id = param_lookup(c->name);
+		if (id < 0) {
+			strlist_addf(
+			    errors, "error: unknown parameter '%s'", c->name);
+			continue;
+		}
+		if (strchr(c->value, '\n') != NULL ||
+		    strchr(c->value, '\r') != NULL) {
+			strlist_addf(
+			    errors, "error: a value cannot hold a line break");
+			continue;
+		}
+		if (!c->unset && config_check_value(id, c->value, &why) == -1)
+			strlist_addf(errors, "error: bad value '%s' for %s: %s",
+			    c->value, c->name, why);
+	}
+	if (errors->n != nerr)
+		return -1;
+	if (file_read_all(path, &text, NULL) == -1) {
+		if (errno != ENOENT) {
+			strlist_addf(errors, "%s: error: cannot read: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		text = xstrdup("");
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *next = config_text_set(
+		    text, changes[i].name, changes[i].value, changes[i].unset);
+		free(text);
+		text = next;
+	}
 
 	/* The whole new file must be valid before it replaces the old. */
-	if (config_load_string(path, joined, &check, errors) == -1)
+	if (config_load_string(path, text, &check, errors) == -1)
 		goto out;
 	config_unref(&check);
 
@@ -887,7 +944,7 @@ config_file_set(const char *path, const char *name, const char *value,
 		(void)!fchmod(fd, st.st_mode & 07777);
 		(void)!fchown(fd, st.st_uid, st.st_gid);
 	}
-	if (write_full(fd, joined, strlen(joined)) == -1 || fsync(fd) == -1) {
+	if (write_full(fd, text, strlen(text)) == -1 || fsync(fd) == -1) {
 		strlist_addf(errors, "%s: error: cannot write: %s", tmp,
 		    strerror(errno));
 		unlink(tmp);
@@ -904,8 +961,6 @@ out:
 	if (fd != -1)
 		close(fd);
 	free(tmp);
-	free(joined);
 	free(text);
-	strlist_free(&out);
 	return rc;
 }

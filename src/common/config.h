@@ -83,6 +83,21 @@ int config_check_value(int param, const char *value, const char **error_r);
  */
 int config_file_set(const char *path, const char *name, const char *value,
     bool unset, struct strlist *errors);
+/* Several changes at once: all of them are made, or none. */
+struct config_change {
+	const char *name;
+	const char *value;
+	bool unset;
+};
+int config_file_change(const char *path, const struct config_change *, size_t n,
+    struct strlist *errors);
+
+/*
+ * Whether the admin console may change a parameter: the settings of the
+ * seed guide's MTA and DNS pages. Parameters that name files, users,
+ * listeners or the store are for root alone.
+ */
+bool config_console_settable(int param);
 
 /* The default configuration file. */
 const char *config_default_path(void);

@@ -1,6 +1,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +19,28 @@ static char log_tag[64] = "mailseal";
 static char log_host[256];
 static int log_fd = -1;
 static bool log_stderr = true;
+/* getpid() once per process, not once per line; forks reset it. */
+static pid_t log_pid;
+static pthread_once_t log_atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+log_pid_reset(void)
+{
+	log_pid = 0;
+}
+
+static void
+log_atfork_init(void)
+{
+	pthread_atfork(NULL, NULL, log_pid_reset);
+}
 
 void
 log_init(const char *tag)
 {
 	char *dot;
 
+	pthread_once(&log_atfork_once, log_atfork_init);
 	strlcpy_ms(log_tag, tag, sizeof(log_tag));
 	if (gethostname(log_host, sizeof(log_host) - 1) == -1)
 		strlcpy_ms(log_host, "localhost", sizeof(log_host));
@@ -85,7 +102,8 @@ msg_vlog(const char *level, const char *fmt, va_list ap)
 	localtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
 	n = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s", stamp, log_host,
-	    log_tag, (long)getpid(), level, level[0] ? ": " : "");
+	    log_tag, (long)(log_pid != 0 ? log_pid : (log_pid = getpid())),
+	    level, level[0] ? ": " : "");
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;
 	errno = saved;

@@ -53,6 +53,7 @@ int ctl_cert_main(struct ctl *, int, char **);
 int ctl_root_main(struct ctl *, int, char **);
 int ctl_crl_main(struct ctl *, int, char **);
 int ctl_ctl_main(struct ctl *, int, char **);
+int ctl_admin_main(struct ctl *, int, char **);
 
 /* Writes docs/configuration.md's text to stdout. */
 void ctl_config_doc(void);

@@ -76,6 +76,11 @@ static const struct ctl_command commands[] = {
 	    "ctl set FPR whitelisted | blacklisted\n"
 	    "       ctl unset FPR\n"
 	    "       ctl list [--json]" },
+	{ "admin", ctl_admin_main,
+	    "admin add [-r] NAME       (password from stdin; -r: random)\n"
+	    "       admin passwd [-r] NAME\n"
+	    "       admin list\n"
+	    "       admin delete NAME" },
 };
 
 void

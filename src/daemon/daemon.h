@@ -28,12 +28,15 @@ struct role {
 	 * whose number is in MAILSEAL_KEY_FD, read with masterkey_receive().
 	 */
 	bool master_key;
+	/* Whether it gets the configuration writer's socket. */
+	bool confwriter;
 };
 
 extern const struct role daemon_roles[];
 extern const size_t daemon_nroles;
 
 int dispatcher_main(struct role_env *);
+int admin_main(struct role_env *);
 
 #include "common/paths.h"
 

@@ -25,8 +25,10 @@
 
 #include "build_config.h"
 #include "common/config.h"
+#include "common/confwriter.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "admin/admin_store.h"
 #include "daemon/daemon.h"
 #include "daemon/privsep.h"
 #include "engine/engine.h"
@@ -41,11 +43,25 @@ role_one(const struct config *cfg)
 	return 1;
 }
 
+/* The console runs when admin_listen names an address. */
+static int
+role_admin_count(const struct config *cfg)
+{
+	size_t n;
+
+	cfg_listen(cfg, P_ADMIN_LISTEN, &n);
+	return n > 0 ? 1 : 0;
+}
+
 const struct role daemon_roles[] = {
 	/* The dispatcher holds no private keys: no master key. */
-	{ "dispatcher", dispatcher_main, role_one, P_SMTPD_LISTEN, false },
+	{ "dispatcher", dispatcher_main, role_one, P_SMTPD_LISTEN, false,
+	    false },
+	/* The admin seals the private keys it imports, and changes the
+	 * MTA settings through the configuration writer. */
+	{ "admin", admin_main, role_admin_count, P_ADMIN_LISTEN, true, true },
 	/* Engines unseal private keys: they get the master key. */
-	{ "engine", engine_main, engine_count, -1, true },
+	{ "engine", engine_main, engine_count, -1, true, false },
 };
 const size_t daemon_nroles = nitems(daemon_roles);
 
@@ -73,6 +89,7 @@ struct parent {
 	int pid_fd;
 	char *pid_path;
 	struct masterkey *mk; /* for the roles that get it */
+	int confwriter_fd; /* -1 when the daemon never had root */
 };
 
 static void
@@ -229,6 +246,8 @@ prepare_store(struct parent *p, uid_t uid, gid_t gid)
 		msg_info("made a new master key in %s: keep a backup of it "
 			 "in a safe place",
 		    kpath);
+	if (role_admin_count(p->cfg) > 0 && admin_first_setup(st, &why) == -1)
+		msg_fatal("cannot make the first admin: %s", why);
 	if (store_path(st) != NULL) {
 		chown_store_file(store_path(st), "", uid, gid);
 		chown_store_file(store_path(st), "-wal", uid, gid);
@@ -254,6 +273,30 @@ prepare_tls(struct parent *p, uid_t uid, gid_t gid)
 		    cfg_myhostname(p->cfg), dd);
 	if (tls_make_selfsigned(cert, key, cfg_myhostname(p->cfg), &why) == -1)
 		msg_fatal("cannot make a TLS certificate: %s", why);
+	privsep_chown(cert, uid, gid);
+	privsep_chown(key, uid, gid);
+	free(cert);
+	free(key);
+}
+
+/* The console's certificate: self-signed at first start, as for SMTP. */
+static void
+prepare_admin_tls(struct parent *p, uid_t uid, gid_t gid)
+{
+	char *cert, *key;
+	const char *why;
+
+	if (role_admin_count(p->cfg) == 0 ||
+	    *cfg_str(p->cfg, P_ADMIN_TLS_CERT_FILE) != '\0')
+		return;
+	admin_tls_paths(p->cfg, &cert, &key);
+	if (access(cert, F_OK) != 0)
+		msg_info("making a self-signed certificate for the admin "
+			 "console in %s",
+		    cert);
+	if (tls_make_selfsigned(cert, key, cfg_myhostname(p->cfg), &why) == -1)
+		msg_fatal(
+		    "cannot make the admin console's certificate: %s", why);
 	privsep_chown(cert, uid, gid);
 	privsep_chown(key, uid, gid);
 	free(cert);
@@ -329,6 +372,10 @@ child_start(struct parent *p, struct child *c)
 		_exit(1);
 	if (kfd != -1 && (kfd = fcntl(kfd, F_DUPFD_CLOEXEC, 64)) == -1)
 		_exit(1);
+	int cwfd = -1;
+	if (c->role->confwriter && p->confwriter_fd != -1 &&
+	    (cwfd = fcntl(p->confwriter_fd, F_DUPFD_CLOEXEC, 64)) == -1)
+		_exit(1);
 	for (size_t i = 0; i < n; i++) {
 		if (dup2(tmp[i], (int)(3 + i)) == -1)
 			_exit(1);
@@ -344,6 +391,14 @@ child_start(struct parent *p, struct child *c)
 			_exit(1);
 		snprintf(keyfd, sizeof(keyfd), "%d", to);
 		setenv(MASTERKEY_ENV, keyfd, 1);
+	}
+	if (cwfd != -1) {
+		char cwbuf[16];
+		int to = (int)(3 + n + (logf != -1) + (kfd != -1));
+		if (dup2(cwfd, to) == -1)
+			_exit(1);
+		snprintf(cwbuf, sizeof(cwbuf), "%d", to);
+		setenv(CONFWRITER_ENV, cwbuf, 1);
 	}
 	snprintf(inst, sizeof(inst), "%d", c->instance);
 	snprintf(nfds, sizeof(nfds), "%zu", n);
@@ -515,11 +570,17 @@ parent_main(struct parent *p)
 	prepare_dirs(p, uid, gid);
 	prepare_store(p, uid, gid);
 	prepare_tls(p, uid, gid);
+	prepare_admin_tls(p, uid, gid);
 	bind_listeners(p);
 	privsep_raise_nofile();
 	if (!p->foreground)
 		daemonize();
 	write_pid_file(p, uid, gid);
+	p->confwriter_fd = -1;
+	if (geteuid() == 0 &&
+	    confwriter_start(p->self, p->config_path, log_get_fd(),
+		&p->confwriter_fd, &why) == -1)
+		msg_fatal("cannot start the configuration writer: %s", why);
 	if (privsep_drop(uid, gid, &why) == -1)
 		msg_fatal("cannot drop privileges: %s", why);
 	msg_info("daemon started -- version %s, configuration %s",
@@ -659,6 +720,12 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
+	/* The one process that keeps root: see common/confwriter.h. */
+	if (role != NULL && strcmp(role, "confwriter") == 0) {
+		log_init("mailseal/confwriter");
+		log_set_stderr(foreground);
+		confwriter_main(config_path);
+	}
 	if (role != NULL)
 		return child_main(role, instance, config_path, foreground);
 

@@ -20,7 +20,7 @@ int engine_main(struct role_env *);
 /* How many engines run: engine_processes, or the number of CPUs. */
 int engine_count(const struct config *);
 
-/* The dispatcher's side (replaces filter_passthrough). */
+/* The dispatcher's side: the filter of the queue manager. */
 extern const struct filter_ops filter_engine;
 
 /* The socket and the lock file, under queue_directory/private. */

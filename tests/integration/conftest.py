@@ -46,6 +46,7 @@ class Gateway:
     def __init__(self, directory, params):
         self.dir = directory
         self.port = free_port()
+        self.admin_port = free_port()
         self.conf = os.path.join(directory, "mailseal.conf")
         self.log_path = os.path.join(directory, "mailseal.log")
         self.stderr_path = os.path.join(directory, "stderr.log")
@@ -58,6 +59,8 @@ class Gateway:
             "maillog_file": self.log_path,
             "relay_domains": "example.com",
             "mynetworks": "127.0.0.1/32, 127.0.0.2/32, [::1]/128",
+            # Tests run side by side: the console too gets its own port.
+            "admin_listen": f"127.0.0.1:{self.admin_port}",
         }
         self.params.update(params)
         self.proc = None

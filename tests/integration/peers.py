@@ -93,8 +93,24 @@ class SmtpSink:
             out.append((env, rest))
         return out
 
+    def _complete(self):
+        """The messages, once every dump file is whole.
+
+        smtp-sink writes a dump as the message arrives: a file can be
+        seen before its envelope lines and body are all there. A file
+        counts once it has its recipients and its size stopped moving.
+        """
+        sizes = [os.path.getsize(p) for p in self.files()]
+        time.sleep(0.05)
+        if sizes != [os.path.getsize(p) for p in self.files()]:
+            return None
+        msgs = self.messages()
+        if any("X-Rcpt-Args" not in env for env, _ in msgs):
+            return None
+        return msgs
+
     def wait(self, n=1, timeout=15.0):
-        return wait_for(lambda: len(self.files()) >= n and self.messages(),
+        return wait_for(lambda: len(self.files()) >= n and self._complete(),
                         timeout, f"{n} message(s) at {self.host}")
 
     def stop(self):

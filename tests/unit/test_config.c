@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/confwriter.h"
 #include "common/util.h"
 
 static struct config *
@@ -273,6 +274,61 @@ file_set_keeps_comments(void **state)
 	unlink(path);
 }
 
+static char *
+handle(const char *path, const char *req)
+{
+	return confwriter_handle(path, req, strlen(req));
+}
+
+static void
+confwriter_allow_list(void **state)
+{
+	char path[] = "/tmp/mailseal-cw-XXXXXX";
+	char *reply, *text;
+	int fd = mkstemp(path);
+	const char *base = "myhostname = gw.test\n";
+
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, base, strlen(base)), (ssize_t)strlen(base));
+	close(fd);
+	/* An MTA setting goes through. */
+	reply = handle(path,
+	    "{\"changes\":[{\"name\":\"relay_domains\",\"value\":"
+	    "\"a.test\",\"unset\":false}]}");
+	assert_string_equal(reply, "{\"ok\":true}");
+	free(reply);
+	/* What root opens at start is not for the console. */
+	static const char *refused[] = { "maillog_file", "queue_directory",
+		"mail_owner", "store", "smtpd_tls_key_file", "smtpd_listen",
+		"master_key_file", "no_such_parameter" };
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char *req = xasprintf("{\"changes\":[{\"name\":\"%s\","
+				      "\"value\":\"/etc/shadow\"}]}",
+		    refused[i]);
+		reply = confwriter_handle(path, req, strlen(req));
+		assert_non_null(strstr(reply,
+		    "cannot be changed from the "
+		    "console"));
+		free(reply);
+		free(req);
+	}
+	/* A bad value is refused with the file's own message. */
+	reply = handle(path,
+	    "{\"changes\":[{\"name\":\"relay_reject_code\",\"value\":"
+	    "\"500\"}]}");
+	assert_non_null(strstr(reply, "must be one of 454, 554"));
+	free(reply);
+	reply = handle(path, "garbage");
+	assert_non_null(strstr(reply, "malformed request"));
+	free(reply);
+	assert_int_equal(file_read_all(path, &text, NULL), 0);
+	assert_string_equal(text,
+	    "myhostname = gw.test\nrelay_domains = "
+	    "a.test\n");
+	free(text);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -283,6 +339,7 @@ main(void)
 		cmocka_unit_test(errors),
 		cmocka_unit_test(all_errors_reported),
 		cmocka_unit_test(file_set_keeps_comments),
+		cmocka_unit_test(confwriter_allow_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
