@@ -58,6 +58,7 @@ mynetworks = 127.0.0.0/8
 external_relay_host = {hop}
 internal_relay_host = {hop}
 smtpd_client_connection_limit = 0
+admin_listen =
 """)
 
     def ctl(self, *args):
