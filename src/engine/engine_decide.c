@@ -176,63 +176,77 @@ rejections(const struct cert_selection *sel)
 	return s;
 }
 
-/* The sender's signing key: looked up once, when a recipient needs it. */
-static bool
-signer_get(struct job *j)
+/*
+ * The sender's signing key, looked up once, when a recipient needs it:
+ * 1 found, 0 none (logged: the message goes unsigned), -1 the store
+ * failed (the message is deferred: what policy asks is not dropped
+ * because a lookup failed).
+ */
+static int
+signer_get(struct job *j, const char **error_r)
 {
 	struct signer *s = &j->signer;
 	const struct cert_selection *sel = NULL;
-	const char *why = NULL, *md;
-	char fs[24], *r;
+	const char *md;
+	char *r;
 
 	if (s->looked_up)
-		return s->ok;
-	s->looked_up = true;
+		return s->ok ? 1 : 0;
 	md = policy_get(j->sender_pol, PROP_SMIME_SIGNING_ALGORITHM);
 	if (j->sender == NULL)
 		s->why = xstrdup("the message has no sender address");
 	else if (!policy_bool(j->sender_pol, PROP_SMIME_ENABLED))
 		s->why = xstrdup("S/MIME is disabled for the sender");
-	else if (engine_select_sign(j->e, j->sender, &sel, &why) == -1)
-		s->why = xasprintf("certificate lookup failed: %s", why);
+	else if (engine_select_sign(j->e, j->sender, &sel, error_r) == -1)
+		return -1;
 	else if (sel->n == 0) {
 		r = rejections(sel);
 		s->why = xasprintf("no valid signing certificate with a key: "
 				   "%s",
 		    r);
 		free(r);
-	} else if (engine_key(j->e, sel->v[0].fpr, &s->key, &why) == -1) {
-		engine_fpr_short(sel->v[0].fpr, fs);
-		s->why = xasprintf("the key of %s: %s", fs, why);
 	} else {
+		if (engine_key(j->e, sel->v[0].fpr, &s->key, error_r) == -1)
+			return -1;
 		s->cert = sel->v[0].cert;
 		s->chain = sel->v[0].chain;
 		s->md = smime_digest_parse(md);
 		memcpy(s->fpr, sel->v[0].fpr, sizeof(s->fpr));
 		s->ok = true;
-		return true;
 	}
-	msg_info("%s: engine=smime signing skipped for <%s>: %s", j->qid,
-	    j->sender != NULL ? j->sender : "", s->why);
-	return false;
+	s->looked_up = true;
+	if (!s->ok)
+		msg_info("%s: engine=smime signing skipped for <%s>: %s",
+		    j->qid, j->sender != NULL ? j->sender : "", s->why);
+	return s->ok ? 1 : 0;
 }
 
-/* additional_certificates of the recipient: key escrow. */
-static void
-add_additional(struct job *j, const struct policy *pol, struct plan *p)
+/*
+ * additional_certificates of the recipient (key escrow). One that is no
+ * longer stored is left out with a warning (setting the property checks
+ * that they are); a store that fails defers the message.
+ */
+static int
+add_additional(struct job *j, const struct policy *pol, struct plan *p,
+    const char **error_r)
 {
 	struct strlist fprs = { 0 };
-	const char *why;
 	X509 *x;
+	int rc = 0;
 
 	policy_list(pol, PROP_ADDITIONAL_CERTIFICATES, &fprs);
-	for (size_t i = 0; i < fprs.n; i++) {
-		if (engine_cert(j->e, fprs.v[i], &x, &why) == -1 || x == NULL) {
-			msg_warn("%s: additional certificate %s: %s", j->qid,
-			    fprs.v[i], x == NULL ? "not in the store" : why);
+	for (size_t i = 0; i < fprs.n && rc == 0; i++) {
+		bool dup = false;
+		if (engine_cert(j->e, fprs.v[i], &x, error_r) == -1) {
+			rc = -1;
+			break;
+		}
+		if (x == NULL) {
+			msg_warn("%s: additional certificate %s is not in the "
+				 "store: left out",
+			    j->qid, fprs.v[i]);
 			continue;
 		}
-		bool dup = false;
 		for (int k = 0; k < sk_X509_num(p->certs); k++)
 			dup |= X509_cmp(sk_X509_value(p->certs, k), x) == 0;
 		if (!dup) {
@@ -241,6 +255,7 @@ add_additional(struct job *j, const struct policy *pol, struct plan *p)
 		}
 	}
 	strlist_free(&fprs);
+	return rc;
 }
 
 /* The fingerprints of a plan's certificates, for its key. */
@@ -297,8 +312,7 @@ outgoing_certs(struct job *j, const char *rcpt, const struct policy *pol,
 		X509_up_ref(sel->v[i].cert);
 		sk_X509_push(p->certs, sel->v[i].cert);
 	}
-	add_additional(j, pol, p);
-	return 1;
+	return add_additional(j, pol, p, error_r) == -1 ? -1 : 1;
 }
 
 static int
@@ -332,10 +346,15 @@ plan_outgoing(struct job *j, const char *rcpt, const struct policy *pol,
 		free(why);
 		return 0;
 	}
-	p->sign = !form_signed(j->top.form) &&
+	if (!form_signed(j->top.form) &&
 	    (strcmp(sign_mode, "always") == 0 ||
-		(strcmp(sign_mode, "when_encrypting") == 0 && p->encrypt)) &&
-	    signer_get(j);
+		(strcmp(sign_mode, "when_encrypting") == 0 && p->encrypt))) {
+		if ((r = signer_get(j, error_r)) == -1) {
+			free(why);
+			return -1;
+		}
+		p->sign = r == 1;
+	}
 	if (!p->encrypt && !p->sign) {
 		plan_set(p, PLAN_PASS, "pass",
 		    !want ? xstrdup("encrypt_mode no_encryption")

@@ -365,9 +365,10 @@ key_cb(void *ctx, const struct smime_rid *rids, size_t nrids, size_t i,
 			match = rid_match(&rids[r], c->cert);
 		if (!match)
 			continue;
+		/* A key that cannot be read: tried again later, not skipped. */
 		if (engine_key(k->j->e, c->fpr, &key_r->key, &why) == -1) {
 			msg_warn("%s: key of %s: %s", k->j->qid, c->fpr, why);
-			continue;
+			return -1;
 		}
 		key_r->cert = c->cert;
 		return 1;
@@ -453,8 +454,12 @@ incoming_decrypt(struct job *j, struct plan *p, const struct mime_src *src,
 		*error_r = "cannot create a temporary file";
 		return -1;
 	}
-	if (smime_decrypt(src, t->bio, key_cb, &k, &res, &why) == 0 &&
-	    tmp_done(t) == 0) {
+	if (smime_decrypt(src, t->bio, key_cb, &k, &res, &why) == 0) {
+		if (tmp_done(t) == -1) {
+			smime_decrypt_result_clear(&res);
+			*error_r = "cannot write a temporary file";
+			return -1;
+		}
 		certs_fpr(res.cert, fpr);
 		engine_fpr_short(fpr, fs);
 		info_add(in, "X-Mailseal-Info-SMIME-Encrypted: yes");
