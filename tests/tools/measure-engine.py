@@ -59,6 +59,7 @@ external_relay_host = {hop}
 internal_relay_host = {hop}
 smtpd_client_connection_limit = 0
 admin_listen =
+engine_processes = {os.environ.get("ENGINES", "0")}
 """)
 
     def ctl(self, *args):
