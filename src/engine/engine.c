@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,7 @@
 #include "store/masterkey.h"
 #include "store/store.h"
 
-static volatile sig_atomic_t engine_busy, engine_stop, engine_reload;
+static volatile sig_atomic_t engine_stop, engine_reload;
 
 char *
 engine_socket_path(const struct config *cfg)
@@ -410,12 +411,15 @@ job_run(struct engine *e, const struct eng_msg *m)
 
 /* The process. */
 
+/*
+ * SIGTERM and SIGHUP only set a flag. They are blocked while a job runs
+ * and let through only while the engine waits for the next one
+ * (ppoll), so that a job is never cut off by them and the flags are
+ * seen at once.
+ */
 static void
 sig_term(int sig)
 {
-	/* Idle: nothing to finish. Busy: the job ends first. */
-	if (!engine_busy)
-		_exit(0);
 	engine_stop = 1;
 }
 
@@ -426,9 +430,10 @@ sig_hup(int sig)
 }
 
 static void
-engine_signals(void)
+engine_signals(sigset_t *waiting)
 {
 	struct sigaction sa;
+	sigset_t block;
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
@@ -437,6 +442,28 @@ engine_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = sig_hup;
 	sigaction(SIGHUP, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, waiting);
+	sigdelset(waiting, SIGTERM);
+	sigdelset(waiting, SIGINT);
+	sigdelset(waiting, SIGHUP);
+}
+
+/* Waits for the next message: 1 readable, 0 a signal came first. */
+static int
+engine_wait(int sock, const sigset_t *waiting)
+{
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+
+	if (ppoll(&pfd, 1, NULL, waiting) == -1) {
+		if (errno != EINTR)
+			msg_fatal("poll: %m");
+		return 0;
+	}
+	return 1;
 }
 
 static void
@@ -550,6 +577,7 @@ engine_main(struct role_env *renv)
 {
 	struct engine e;
 	struct eng_msg m;
+	sigset_t waiting;
 	const char *why;
 	int lockfd, r;
 
@@ -570,20 +598,18 @@ engine_main(struct role_env *renv)
 	/* From here on, no network (sandbox.h). */
 	if (sandbox_no_network(&why) == -1)
 		msg_fatal("%s", why);
-	engine_signals();
-	for (;;) {
+	engine_signals(&waiting);
+	while (!engine_stop) {
+		if (engine_reload)
+			engine_do_reload(&e);
+		if (engine_wait(e.sock, &waiting) == 0)
+			continue;
 		r = eng_recv(e.sock, ENG_TO_ENGINE, &m, &why);
 		if (r == 0)
 			break; /* the dispatcher went away */
 		if (r == -1)
 			msg_fatal("from the dispatcher: %s", why);
-		if (engine_reload)
-			engine_do_reload(&e);
-		engine_busy = 1;
 		job_run(&e, &m);
-		engine_busy = 0;
-		if (engine_stop)
-			break;
 	}
 	close(e.sock);
 	close(lockfd);
