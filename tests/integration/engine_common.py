@@ -118,6 +118,10 @@ class GpgSM:
         with open(os.path.join(self.home, "gpg-agent.conf"), "w") as f:
             f.write("allow-loopback-pinentry\n")
         self.env = dict(os.environ, GNUPGHOME=self.home)
+        # Start the agent before anything needs it: gpgsm's own autostart
+        # of it can race with the passphrase of the first PKCS#12 import.
+        run("gpgconf", "--homedir", self.home, "--launch", "gpg-agent",
+            env=self.env)
         self("--import", pki.root)
         self("--import", pki.inter)
         # gpgsm 2.2 reads only the old PKCS#12 algorithms.

@@ -157,6 +157,9 @@ def gpg(pki):
         return run(["gpgsm", "--batch", "--pinentry-mode", "loopback",
                     "--passphrase-fd", "0", *args], b"test\n",
                    check=check, env=env)
+    # The agent first: gpgsm's autostart of it can race with the
+    # passphrase of the PKCS#12 import.
+    run(["gpgconf", "--homedir", home, "--launch", "gpg-agent"], env=env)
     gpgsm("--import", pki.ca.cert)
     gpgsm("--import", p12)
     fpr = run(["openssl", "x509", "-in", pki.ca.cert, "-noout",
