@@ -2,21 +2,26 @@
  * The engine process: connects to the dispatcher, gives up the network
  * (sandbox.h), then takes one job at a time. A job reads the spool file
  * it was given, decides (engine_decide.c), writes one output per group
- * (engine_transform.c) and commits:
+ * (engine_transform.c) and hands the outputs over:
  *
  *   1. each output is created in incoming/ and announced (OUTPUT) first,
  *      so that the dispatcher can clean up after an engine that dies;
- *   2. every output is written and fsync'd, renamed into queue/, and
- *      queue/ is fsync'd: the outputs are durable;
- *   3. the original is unlinked and queue/ fsync'd again;
- *   4. RESULT GONE; the dispatcher hands the outputs to the queue
- *      manager.
+ *   2. each output is written whole and reported (WRITTEN, with its log
+ *      line), then RESULT STAGED: the engine takes the next job;
+ *   3. the dispatcher's group committer (queue/commit.c) makes the
+ *      outputs durable together with whatever else waits (fsync of each
+ *      file, rename into queue/, one fsync of queue/ for the group);
+ *   4. the dispatcher removes the original (the commit point) and hands
+ *      the outputs to the queue manager (filter_engine.c).
  *
- * A crash before 3 leaves the original in queue/: its outputs are
- * removed (by the dispatcher, or at the next start) and it is done
- * again. A crash after 3 leaves durable outputs without a parent: they
- * are delivered. A message that changes for nobody is only marked
- * SPOOL_FILTERED (RESULT DONE): no copy.
+ * The engine never waits for the disk. A crash before 4 leaves the
+ * original in queue/: its outputs are removed (by the dispatcher, or at
+ * the next start) and it is done again. A crash after 4 leaves durable
+ * outputs without a parent: they are delivered. The removal of the
+ * original is made durable by the committer's next directory sync; a
+ * crash before that can bring the original back, and the message is
+ * then done again, which can repeat, never lose. A message that changes
+ * for nobody is only marked SPOOL_FILTERED (RESULT DONE): no copy.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -67,8 +72,9 @@ engine_count(const struct config *cfg)
 {
 	long n = (long)cfg_int(cfg, P_ENGINE_PROCESSES);
 
-	if (n == 0 && (n = sysconf(_SC_NPROCESSORS_ONLN)) < 1)
-		n = 1;
+	/* Two per CPU: one computes while the other waits for its next job. */
+	if (n == 0 && (n = 2 * sysconf(_SC_NPROCESSORS_ONLN)) < 2)
+		n = 2;
 	return (int)n;
 }
 
@@ -137,56 +143,44 @@ output_add(struct job *j)
 	return &j->outs[j->nouts++];
 }
 
-/* Takes published outputs back out of queue/ (before the commit point). */
-static void
-unpublish(struct job *j, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (unlinkat(j->e->sp->dfd[SPOOL_QUEUE], j->outs[i].w->qid,
-			0) == -1 &&
-		    errno != ENOENT)
-			msg_warn("%s: cannot remove the output %s: %m", j->qid,
-			    j->outs[i].w->qid);
-	(void)fsync(j->e->sp->dfd[SPOOL_QUEUE]);
-}
-
-/* Steps 2 and 3 of the commit (see the top of this file). */
+/*
+ * Steps 1 and 2 (see the top of this file): every output is finished
+ * and reported; the files stay in incoming/ for the dispatcher.
+ */
 static int
-commit(struct job *j, const char **error_r)
+stage(struct job *j, const char **error_r)
 {
-	int qdir = j->e->sp->dfd[SPOOL_QUEUE];
-	size_t n = 0;
+	struct eng_msg m;
+	int n;
 
 	for (size_t i = 0; i < j->nouts; i++)
 		if (spool_writer_finish(j->outs[i].w, &j->outs[i].env) == -1) {
 			*error_r = "cannot write an output";
 			return -1;
 		}
-	/* Start the write-back of all, then wait for each. */
+	for (size_t i = 0; i < j->nouts; i++) {
+		struct output *o = &j->outs[i];
+		memset(&m, 0, sizeof(m));
+		m.type = ENG_WRITTEN;
+		m.id = j->id;
+		m.fd = -1;
+		memcpy(m.qid, o->w->qid, sizeof(m.qid));
+		n = snprintf(m.reason, sizeof(m.reason), "engine=smime %s%s %s",
+		    o->log, o->env.flags & SPOOL_F_BOUNCE ? ":" : " queued as",
+		    o->w->qid);
+		if (n < 0 || (size_t)n >= sizeof(m.reason))
+			/* The queue ID stays at the end of a long line. */
+			snprintf(m.reason, sizeof(m.reason),
+			    "engine=smime %.*s... queued as %s",
+			    (int)(sizeof(m.reason) - 64), o->log, o->w->qid);
+		if (eng_send(j->e->sock, &m, error_r) == -1)
+			msg_fatal(
+			    "cannot talk to the dispatcher: %s", *error_r);
+	}
+	/* The dispatcher owns the files now. */
 	for (size_t i = 0; i < j->nouts; i++)
-		(void)sync_file_range(
-		    j->outs[i].w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-	for (size_t i = 0; i < j->nouts; i++)
-		if (spool_writer_sync(j->outs[i].w) == -1) {
-			*error_r = "cannot sync an output";
-			return -1;
-		}
-	for (n = 0; n < j->nouts; n++)
-		if (spool_writer_publish(j->outs[n].w, SPOOL_QUEUE) == -1)
-			goto undo;
-	if (fsync(qdir) == -1)
-		goto undo;
-	if (spool_remove(j->e->sp, SPOOL_QUEUE, j->qid) == -1)
-		goto undo;
-	/* The commit point. A failed fsync may undo it after a crash: the
-	 * message is then done again, which repeats, never loses. */
-	if (fsync(qdir) == -1)
-		msg_warn("%s: cannot sync the queue directory: %m", j->qid);
+		spool_writer_release(&j->outs[i].w);
 	return 0;
-undo:
-	*error_r = strerror(errno);
-	unpublish(j, n);
-	return -1;
 }
 
 /* Recipients without a copy. */
@@ -365,13 +359,9 @@ job_process(struct job *j, const char **reason_r)
 		j->nouts--;
 		goto out;
 	}
-	if (commit(j, reason_r) == -1)
+	if (stage(j, reason_r) == -1)
 		goto out;
-	for (size_t i = 0; i < j->nouts; i++)
-		msg_info("%s: engine=smime %s%s %s", j->qid, j->outs[i].log,
-		    j->outs[i].env.flags & SPOOL_F_BOUNCE ? ":" : " queued as",
-		    j->outs[i].w->qid);
-	st = ENG_GONE;
+	st = ENG_STAGED;
 out:
 	free(b.v);
 	strlist_free(&b.reasons);

@@ -60,7 +60,24 @@ static int
 get_result(struct ipc_msg *m, struct eng_msg *e)
 {
 	if (ipc_get_u64(m, &e->id) == -1 || ipc_get_u32(m, &e->status) == -1 ||
-	    e->status > ENG_DEFER ||
+	    e->status > ENG_STAGED ||
+	    ipc_get_str(m, e->reason, sizeof(e->reason)) == -1)
+		return -1;
+	return 0;
+}
+
+/* WRITTEN: a job id, a queue ID and the output's log line. */
+static void
+put_written(struct ipc_msg *m, const struct eng_msg *e)
+{
+	put_id_qid(m, e);
+	ipc_put_str(m, e->reason);
+}
+
+static int
+get_written(struct ipc_msg *m, struct eng_msg *e)
+{
+	if (get_id_qid(m, e) == -1 ||
 	    ipc_get_str(m, e->reason, sizeof(e->reason)) == -1)
 		return -1;
 	return 0;
@@ -73,6 +90,8 @@ static const struct eng_type_def types[] = {
 	    get_id_qid },
 	{ ENG_RESULT, "RESULT", ENG_TO_DISPATCHER, false, put_result,
 	    get_result },
+	{ ENG_WRITTEN, "WRITTEN", ENG_TO_DISPATCHER, false, put_written,
+	    get_written },
 };
 
 static const struct eng_type_def *

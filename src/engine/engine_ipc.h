@@ -7,6 +7,8 @@
  *                                spool file (fd)
  *   engine -> dispatcher  OUTPUT id, queue ID           before each output
  *                                                       file is created
+ *   engine -> dispatcher  WRITTEN id, queue ID, log     each output file is
+ *                                 line                  whole (in incoming/)
  *   engine -> dispatcher  RESULT id, status, reason     the job is over
  *
  * Each type has one direction, one layout, and either always or never a
@@ -20,7 +22,7 @@
 #include "common/ipc.h"
 #include "queue/spool.h"
 
-#define ENG_PROTOCOL_VERSION 1
+#define ENG_PROTOCOL_VERSION 2
 #define ENG_REASON_MAX 512
 
 enum eng_type {
@@ -28,6 +30,7 @@ enum eng_type {
 	ENG_JOB,
 	ENG_OUTPUT,
 	ENG_RESULT,
+	ENG_WRITTEN,
 };
 
 enum eng_dir {
@@ -40,6 +43,8 @@ enum eng_status {
 	ENG_DONE, /* unchanged, marked SPOOL_FILTERED */
 	ENG_GONE, /* replaced by the announced outputs, or quarantined */
 	ENG_DEFER, /* nothing changed: try again later */
+	ENG_STAGED, /* outputs WRITTEN, not yet durable: the dispatcher
+		       commits them and removes the original */
 };
 
 struct eng_msg {
@@ -47,8 +52,8 @@ struct eng_msg {
 	uint64_t id; /* JOB, OUTPUT, RESULT */
 	uint32_t version, instance; /* HELLO */
 	uint32_t status; /* RESULT */
-	char qid[QID_LEN + 1]; /* JOB, OUTPUT */
-	char reason[ENG_REASON_MAX]; /* RESULT */
+	char qid[QID_LEN + 1]; /* JOB, OUTPUT, WRITTEN */
+	char reason[ENG_REASON_MAX]; /* RESULT; WRITTEN: the log line */
 	int fd; /* JOB: the spool file; else -1 */
 };
 

@@ -7,11 +7,18 @@
  * spool file over as a descriptor, and turns results into the filter's
  * done() calls.
  *
+ * An engine writes its outputs into incoming/ and reports them (WRITTEN,
+ * then RESULT STAGED); the job then leaves the engine, which takes the
+ * next one, and its outputs go to the group committer (queue/commit.c)
+ * beside the messages that sessions receive. Once all are durable in
+ * queue/, the original is removed (the commit point) and the outputs go
+ * to the queue manager; a commit that fails removes them and defers the
+ * message.
+ *
  * An engine that dies during a job (end of file on its socket) loses
  * nothing: outputs it announced are removed while the original is still
  * in queue/, or handed to the queue manager when the original is gone
- * (the engine died after its commit point). The job is then offered
- * again; after ENGINE_MAX_DEATHS deaths on one message, the message goes
+ * (quarantined by the engine). The job is then offered again; after ENGINE_MAX_DEATHS deaths on one message, the message goes
  * to corrupt/. An engine that breaks the protocol, or takes longer than
  * ENGINE_JOB_TIMEOUT, is killed, and counted as dying when its socket
  * reaches end of file, that is when it can no longer touch the spool.
@@ -36,6 +43,7 @@
 #include "common/util.h"
 #include "engine/engine.h"
 #include "engine/engine_ipc.h"
+#include "queue/commit.h"
 #include "queue/filter.h"
 #include "queue/qmgr.h"
 #include "queue/spool.h"
@@ -48,6 +56,10 @@ struct ejob {
 	void *arg;
 	unsigned deaths;
 	struct strlist outputs; /* announced by the engine */
+	struct strlist written; /* WRITTEN: queue IDs */
+	struct strlist logs; /* and their log lines */
+	size_t committing; /* outputs still at the committer */
+	int commit_error; /* the first errno of a failed commit */
 	TAILQ_ENTRY(ejob) link;
 };
 
@@ -70,6 +82,7 @@ struct efilter {
 	struct event_base *base;
 	struct config *cfg;
 	struct spool *spool;
+	struct committer *committer;
 	struct qmgr *qmgr;
 	char *path;
 	int lfd;
@@ -87,6 +100,8 @@ static void
 job_free(struct ejob *j)
 {
 	strlist_free(&j->outputs);
+	strlist_free(&j->written);
+	strlist_free(&j->logs);
 	free(j);
 }
 
@@ -95,6 +110,15 @@ job_finish(struct ejob *j, enum filter_status st, const char *reason)
 {
 	j->done(j->arg, j->qid, st, reason);
 	job_free(j);
+}
+
+static bool
+strlist_contains(const struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], s) == 0)
+			return true;
+	return false;
 }
 
 static bool
@@ -212,6 +236,80 @@ conn_eof(struct econn *c)
 	efilter_kick(f);
 }
 
+/* Step 4 of engine.c: every output of j is durable, or one failed. */
+static void
+job_committed(struct ejob *j)
+{
+	struct efilter *f = j->f;
+	char why[160];
+
+	if (j->commit_error != 0) {
+		msg_warn("%s: cannot commit the outputs of the engine: %s",
+		    j->qid, strerror(j->commit_error));
+		job_remove_outputs(j);
+		snprintf(why, sizeof(why), "cannot commit the outputs: %s",
+		    strerror(j->commit_error));
+		job_finish(j, FILTER_DEFER, why);
+		return;
+	}
+	/*
+	 * The commit point. Its directory sync comes with the committer's
+	 * next group; a crash before can bring the original back, which
+	 * repeats the transform, never loses a message.
+	 */
+	if (spool_remove(f->spool, SPOOL_QUEUE, j->qid) == -1 &&
+	    errno != ENOENT) {
+		msg_warn("%s: cannot remove after the transform: %m", j->qid);
+		j->commit_error = errno;
+		job_committed(j);
+		return;
+	}
+	for (size_t i = 0; i < j->logs.n; i++)
+		msg_info("%s: %s", j->qid, j->logs.v[i]);
+	job_enqueue_outputs(j);
+	job_finish(j, FILTER_GONE, NULL);
+}
+
+static void
+output_commit_cb(int error, struct spool_writer *w, void *arg)
+{
+	struct ejob *j = arg;
+
+	if (error != 0 && j->commit_error == 0)
+		j->commit_error = error;
+	if (--j->committing == 0)
+		job_committed(j);
+}
+
+/* Step 3: the outputs of a STAGED job go to the group committer. */
+static void
+job_commit(struct ejob *j)
+{
+	struct efilter *f = j->f;
+	struct spool_writer *w;
+
+	/* An output announced but not written was dropped by the engine. */
+	for (size_t i = 0; i < j->outputs.n; i++)
+		if (!strlist_contains(&j->written, j->outputs.v[i]))
+			(void)unlinkat(
+			    f->spool->dfd[SPOOL_INCOMING], j->outputs.v[i], 0);
+	if (j->written.n == 0) {
+		job_committed(j);
+		return;
+	}
+	j->committing = j->written.n;
+	for (size_t i = 0; i < j->written.n; i++) {
+		if (spool_writer_adopt(f->spool, j->written.v[i], &w) == -1) {
+			if (j->commit_error == 0)
+				j->commit_error = errno;
+			if (--j->committing == 0)
+				job_committed(j);
+			continue;
+		}
+		committer_submit(f->committer, w, output_commit_cb, j);
+	}
+}
+
 static void
 conn_result(struct econn *c, const struct eng_msg *m)
 {
@@ -224,10 +322,14 @@ conn_result(struct econn *c, const struct eng_msg *m)
 
 	c->job = NULL;
 	evtimer_del(c->timer);
+	efilter_kick(c->f);
+	if (m->status == ENG_STAGED) {
+		job_commit(j);
+		return;
+	}
 	if (m->status == ENG_GONE)
 		job_enqueue_outputs(j);
 	job_finish(j, st[m->status], m->status == ENG_DEFER ? m->reason : NULL);
-	efilter_kick(c->f);
 }
 
 /* One message from an engine; -1 is a protocol error. */
@@ -251,7 +353,15 @@ conn_handle(struct econn *c, const struct eng_msg *m, const char **why_r)
 	}
 	if (m->type == ENG_OUTPUT)
 		strlist_add(&c->job->outputs, m->qid);
-	else
+	else if (m->type == ENG_WRITTEN) {
+		if (!strlist_contains(&c->job->outputs, m->qid) ||
+		    strlist_contains(&c->job->written, m->qid)) {
+			*why_r = "WRITTEN of an output not announced";
+			return -1;
+		}
+		strlist_add(&c->job->written, m->qid);
+		strlist_add(&c->job->logs, m->reason);
+	} else
 		conn_result(c, m);
 	return 0;
 }
@@ -467,6 +577,7 @@ efilter_create(const struct filter_env *fe)
 	f->base = fe->base;
 	f->cfg = config_ref(fe->cfg);
 	f->spool = fe->spool;
+	f->committer = fe->committer;
 	f->qmgr = fe->qmgr;
 	TAILQ_INIT(&f->conns);
 	TAILQ_INIT(&f->queue);

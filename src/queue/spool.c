@@ -402,6 +402,37 @@ spool_writer_free(struct spool_writer **wp)
 	*wp = NULL;
 }
 
+void
+spool_writer_release(struct spool_writer **wp)
+{
+	if (*wp != NULL)
+		(*wp)->error = -1;
+	spool_writer_free(wp);
+}
+
+int
+spool_writer_adopt(struct spool *sp, const char *qid, struct spool_writer **w_r)
+{
+	struct spool_writer *w;
+	int fd;
+
+	if (!spool_qid_valid(qid)) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = openat(
+	    sp->dfd[SPOOL_INCOMING], qid, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return -1;
+	w = xmalloc(sizeof(*w));
+	memset(w, 0, offsetof(struct spool_writer, buf));
+	w->sp = sp;
+	w->fd = fd;
+	strlcpy_ms(w->qid, qid, sizeof(w->qid));
+	*w_r = w;
+	return 0;
+}
+
 /* Reading. */
 
 void

@@ -134,6 +134,14 @@ int spool_writer_publish(struct spool_writer *, enum spool_dir to);
 int spool_writer_commit(struct spool_writer *, struct spool_env *);
 /* Closes; an unpublished file is removed. */
 void spool_writer_free(struct spool_writer **);
+/* Closes and leaves the file in incoming/ to another process. */
+void spool_writer_release(struct spool_writer **);
+/*
+ * Takes over incoming/qid, finished by another process (an engine), to
+ * be synced and published: for committer_submit().
+ */
+int spool_writer_adopt(
+    struct spool *, const char *qid, struct spool_writer **w_r);
 
 /* Reading. fd is opened O_RDWR when writable (tail appends). */
 int spool_read(struct spool *, enum spool_dir, const char *qid, bool writable,

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -689,6 +690,7 @@ try_target(struct smtpc *s)
 {
 	const struct dns_target *t = &s->targets[s->cur];
 	struct timeval tv = tv_of(s, P_SMTP_CONNECT_TIMEOUT);
+	int one = 1;
 
 	format_peer(s, t);
 	s->phase = PH_CONNECT;
@@ -699,6 +701,11 @@ try_target(struct smtpc *s)
 		    strerror(errno));
 		return;
 	}
+	/*
+	 * The body goes out in large writes of its own; without Nagle the
+	 * small last one (".") does not wait for the peer's delayed ACK.
+	 */
+	(void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(s->fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
 		connected(s);
 		return;

@@ -170,10 +170,33 @@ engine_protocol(void **state)
 		    eng_recv(sv[1], ENG_TO_DISPATCHER, &in, &why), -1);
 	}
 
+	/* WRITTEN carries an output's queue ID and its log line. */
+	memset(&out, 0, sizeof(out));
+	out.type = ENG_WRITTEN;
+	out.id = 5;
+	strcpy(out.qid, "1K1A3TX4W1E1");
+	strcpy(
+	    out.reason, "engine=smime action=encrypt queued as 1K1A3TX4W1E1");
+	out.fd = -1;
+	assert_int_equal(eng_send(sv[0], &out, &why), 0);
+	assert_int_equal(eng_recv(sv[1], ENG_TO_DISPATCHER, &in, &why), 1);
+	assert_int_equal(in.type, ENG_WRITTEN);
+	assert_string_equal(in.qid, "1K1A3TX4W1E1");
+	assert_string_equal(in.reason, out.reason);
+	/* ...and goes only towards the dispatcher. */
+	assert_int_equal(eng_send(sv[0], &out, &why), 0);
+	assert_int_equal(eng_recv(sv[1], ENG_TO_ENGINE, &in, &why), -1);
+	assert_string_equal(why, "unexpected message type");
+
 	/* A good RESULT; then the end of file. */
 	memset(&out, 0, sizeof(out));
 	out.type = ENG_RESULT;
 	out.id = 5;
+	out.status = ENG_STAGED;
+	out.fd = -1;
+	assert_int_equal(eng_send(sv[0], &out, &why), 0);
+	assert_int_equal(eng_recv(sv[1], ENG_TO_DISPATCHER, &in, &why), 1);
+	assert_int_equal(in.status, ENG_STAGED);
 	out.status = ENG_DEFER;
 	strcpy(out.reason, "policy lookup failed");
 	out.fd = -1;
