@@ -257,7 +257,7 @@ job_committed(struct ejob *j)
 	 * next group; a crash before can bring the original back, which
 	 * repeats the transform, never loses a message.
 	 */
-	if (spool_remove(f->spool, SPOOL_QUEUE, j->qid) == -1 &&
+	if (spool_retire(f->spool, SPOOL_QUEUE, j->qid) == -1 &&
 	    errno != ENOENT) {
 		msg_warn("%s: cannot remove after the transform: %m", j->qid);
 		j->commit_error = errno;

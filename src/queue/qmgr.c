@@ -161,7 +161,7 @@ qmsg_hold(struct qmgr *qm, struct qmsg *m)
 static void
 qmsg_remove(struct qmgr *qm, struct qmsg *m, enum spool_dir dir)
 {
-	if (spool_remove(qm->spool, dir, m->qid) == -1 && errno != ENOENT)
+	if (spool_retire(qm->spool, dir, m->qid) == -1 && errno != ENOENT)
 		msg_warn("%s: cannot remove: %m", m->qid);
 	else
 		msg_info("%s: removed", m->qid);

@@ -19,6 +19,7 @@ const char *const spool_dir_names[SPOOL__NDIRS] = {
 	[SPOOL_QUEUE] = "queue",
 	[SPOOL_HOLD] = "hold",
 	[SPOOL_CORRUPT] = "corrupt",
+	[SPOOL_SPARE] = "spare",
 };
 
 static const char magic[8] = { 'M', 'A', 'I', 'L', 'S', 'E', 'A', 'L' };
@@ -109,6 +110,9 @@ spool_open(const char *path, bool create, int slot, struct spool **sp_r,
 		}
 		sp->dfd[i] = openat(root, spool_dir_names[i],
 		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* A queue made by an older version has no spare/ yet. */
+		if (sp->dfd[i] == -1 && i == SPOOL_SPARE && errno == ENOENT)
+			continue;
 		if (sp->dfd[i] == -1) {
 			*error_r = "cannot open a spool directory";
 			goto fail;
@@ -135,7 +139,9 @@ spool_close(struct spool **spp)
 	if (sp == NULL)
 		return;
 	for (int i = 0; i < SPOOL__NDIRS; i++)
-		close(sp->dfd[i]);
+		if (sp->dfd[i] != -1)
+			close(sp->dfd[i]);
+	free(sp->spare);
 	free(sp->path);
 	free(sp);
 	*spp = NULL;
@@ -192,6 +198,102 @@ writer_flush(struct spool_writer *w)
 	w->buflen = 0;
 }
 
+/* Lists spare/ (one pass, at most SPOOL_SPARE_MAX names). */
+static void
+spare_list(struct spool *sp)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	sp->nspare = 0;
+	if ((fd = dup(sp->dfd[SPOOL_SPARE])) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	rewinddir(d);
+	if (sp->spare == NULL)
+		sp->spare =
+		    xreallocarray(NULL, SPOOL_SPARE_MAX, sizeof(*sp->spare));
+	while (sp->nspare < SPOOL_SPARE_MAX && (de = readdir(d)) != NULL)
+		if (spool_qid_valid(de->d_name))
+			memcpy(
+			    sp->spare[sp->nspare++], de->d_name, QID_LEN + 1);
+	closedir(d);
+	if (sp->nspare < SPOOL_SPARE_MAX)
+		sp->spare_est = sp->nspare; /* the whole directory */
+}
+
+/* A spare file renamed to incoming/qid and opened, or -1. */
+static int
+spare_take(struct spool *sp, const char *qid)
+{
+	int fd;
+
+	if (sp->dfd[SPOOL_SPARE] == -1)
+		return -1;
+	if (sp->nspare == 0) {
+		/* An empty spare/ is not listed again for a while. */
+		if (sp->spare_skip > 0 && sp->spare_est == 0) {
+			sp->spare_skip--;
+			return -1;
+		}
+		spare_list(sp);
+		if (sp->nspare == 0) {
+			sp->spare_skip = 64;
+			return -1;
+		}
+		/* Processes that list together start at different ends. */
+		if (sp->slot % 2 == 1)
+			for (size_t i = 0, k = sp->nspare - 1; i < k;
+			     i++, k--) {
+				char t[QID_LEN + 1];
+				memcpy(t, sp->spare[i], sizeof(t));
+				memcpy(sp->spare[i], sp->spare[k], sizeof(t));
+				memcpy(sp->spare[k], t, sizeof(t));
+			}
+	}
+	while (sp->nspare > 0) {
+		const char *name = sp->spare[--sp->nspare];
+		if (renameat2(sp->dfd[SPOOL_SPARE], name,
+			sp->dfd[SPOOL_INCOMING], qid, RENAME_NOREPLACE) == -1) {
+			if (errno == ENOENT)
+				continue; /* another process took it */
+			return -1;
+		}
+		if (sp->spare_est > 0)
+			sp->spare_est--;
+		fd = openat(sp->dfd[SPOOL_INCOMING], qid,
+		    O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd == -1)
+			(void)unlinkat(sp->dfd[SPOOL_INCOMING], qid, 0);
+		return fd;
+	}
+	return -1;
+}
+
+int
+spool_retire(struct spool *sp, enum spool_dir dir, const char *qid)
+{
+	struct stat st;
+
+	if (!spool_qid_valid(qid)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sp->dfd[SPOOL_SPARE] != -1 && sp->spare_est < SPOOL_SPARE_MAX &&
+	    fstatat(sp->dfd[dir], qid, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_size <= SPOOL_SPARE_SIZE &&
+	    renameat2(sp->dfd[dir], qid, sp->dfd[SPOOL_SPARE], qid,
+		RENAME_NOREPLACE) == 0) {
+		sp->spare_est++;
+		return 0;
+	}
+	return unlinkat(sp->dfd[dir], qid, 0);
+}
+
 int
 spool_writer_create(struct spool *sp, struct spool_writer **w_r)
 {
@@ -201,6 +303,15 @@ spool_writer_create(struct spool *sp, struct spool_writer **w_r)
 	w = xmalloc(sizeof(*w));
 	memset(w, 0, offsetof(struct spool_writer, buf));
 	w->sp = sp;
+	spool_new_qid(sp, w->qid);
+	if ((fd = spare_take(sp, w->qid)) != -1) {
+		w->fd = fd;
+		w->reused = true;
+		memset(w->buf, 0, SPOOL_HEADER_SIZE);
+		w->buflen = SPOOL_HEADER_SIZE;
+		*w_r = w;
+		return 0;
+	}
 	for (int tries = 0;; tries++) {
 		spool_new_qid(sp, w->qid);
 		fd = openat(sp->dfd[SPOOL_INCOMING], w->qid,
@@ -342,6 +453,10 @@ spool_writer_finish(struct spool_writer *w, struct spool_env *env)
 	if (w->error == 0 &&
 	    pwrite(w->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
 		w->error = errno != 0 ? errno : EIO;
+	/* What a spare file held beyond the new message must go. */
+	if (w->error == 0 && w->reused &&
+	    ftruncate(w->fd, (off_t)(env_off + r.len)) == -1)
+		w->error = errno;
 	env->content_off = SPOOL_HEADER_SIZE;
 	env->content_len = w->content_len;
 	env->tail_end = env->file_size = env_off + r.len;

@@ -32,8 +32,13 @@ enum spool_dir {
 	SPOOL_QUEUE,
 	SPOOL_HOLD,
 	SPOOL_CORRUPT,
+	SPOOL_SPARE, /* files of removed messages, reused for new ones */
 	SPOOL__NDIRS
 };
+
+/* At most this many files wait in spare/, none larger than this. */
+#define SPOOL_SPARE_MAX 128
+#define SPOOL_SPARE_SIZE (256 * 1024)
 
 enum spool_stage {
 	SPOOL_RECEIVED = 1, /* waits for the engine */
@@ -92,6 +97,12 @@ struct spool {
 	int dfd[SPOOL__NDIRS];
 	int slot; /* distinguishes processes in queue IDs */
 	uint64_t last_us;
+	/* spare/: names last listed, and what this process believes is
+	 * there (other processes take files too) */
+	char (*spare)[QID_LEN + 1];
+	size_t nspare;
+	size_t spare_est;
+	unsigned spare_skip; /* creations until spare/ is listed again */
 };
 
 struct spool_writer {
@@ -99,6 +110,7 @@ struct spool_writer {
 	int fd;
 	char qid[QID_LEN + 1];
 	uint64_t content_len;
+	bool reused; /* a spare file: cut to its new size at finish */
 	int error; /* errno of the first failure, 0 if none */
 	size_t buflen;
 	unsigned char buf[65536];
@@ -134,6 +146,16 @@ int spool_writer_publish(struct spool_writer *, enum spool_dir to);
 int spool_writer_commit(struct spool_writer *, struct spool_env *);
 /* Closes; an unpublished file is removed. */
 void spool_writer_free(struct spool_writer **);
+/*
+ * Removes a message's file. Up to SPOOL_SPARE_MAX files of at most
+ * SPOOL_SPARE_SIZE bytes (32 MB of disk in all) are moved to spare/
+ * instead, and spool_writer_create() writes new messages into them: no
+ * inode is allocated or freed per message, which costs more than the
+ * message itself on some file systems (ext4 without a journal scans
+ * every recently freed inode). Only the mail_owner reads the spool, old
+ * contents included.
+ */
+int spool_retire(struct spool *, enum spool_dir, const char *qid);
 /* Closes and leaves the file in incoming/ to another process. */
 void spool_writer_release(struct spool_writer **);
 /*

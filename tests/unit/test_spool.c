@@ -306,6 +306,61 @@ check_all_quarantines(void **state)
 	assert_int_equal(spool_check_all(sp), 0);
 }
 
+/* A removed message's file is reused, cut to the new message's size. */
+static void
+spare_files_are_reused(void **state)
+{
+	struct spool *sp = *state;
+	struct spool_env *env;
+	struct stat st, st2;
+	char big[4096], qid[QID_LEN + 1], qid2[QID_LEN + 1], buf[64];
+	char *path;
+	const char *why;
+	int fd;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	write_msg(sp, big, qid);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, true, &env, &fd, &why), 0);
+	/* A tail record, that must not come back with the next message. */
+	assert_int_equal(
+	    spool_mark_rcpt(fd, env, 0, RCPT_SENT, "2.0.0", "250 ok", true), 0);
+	spool_env_free(&env);
+	assert_int_equal(fstat(fd, &st), 0);
+	close(fd);
+	assert_int_equal(spool_retire(sp, SPOOL_QUEUE, qid), 0);
+	path = xasprintf("%s/spare/%s", tmpdir, qid);
+	assert_int_equal(access(path, F_OK), 0);
+	free(path);
+
+	write_msg(sp, "Subject: small\r\n\r\nx\r\n", qid2);
+	path = xasprintf("%s/spare/%s", tmpdir, qid);
+	assert_int_equal(access(path, F_OK), -1); /* taken */
+	free(path);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid2, false, &env, &fd, &why), 0);
+	assert_int_equal(fstat(fd, &st2), 0);
+	assert_int_equal(st2.st_ino, st.st_ino); /* the same file */
+	assert_int_equal((uint64_t)st2.st_size, env->file_size);
+	assert_true(st2.st_size < st.st_size);
+	assert_int_equal(env->rcpt[0].state, RCPT_PENDING);
+	assert_int_equal(env->content_len, 21);
+	assert_int_equal(spool_read_content(fd, env, 0, buf, sizeof(buf)), 21);
+	assert_memory_equal(buf, "Subject: small\r\n\r\nx\r\n", 21);
+	spool_env_free(&env);
+	close(fd);
+
+	/* No spare file: a new one, as before. */
+	write_msg(sp, "Subject: new\r\n\r\n", qid);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &env, &fd, &why), 0);
+	assert_int_equal(fstat(fd, &st2), 0);
+	assert_true(st2.st_ino != st.st_ino);
+	spool_env_free(&env);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -321,6 +376,8 @@ main(void)
 		    incoming_cleanup_and_moves, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    check_all_quarantines, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    spare_files_are_reused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
