@@ -75,15 +75,15 @@ out_raw(struct mime_out *o, const unsigned char *p, size_t n)
 void
 mime_out_write(struct mime_out *o, const void *data, size_t n)
 {
-	const unsigned char *p = data, *end = p + n;
+	const unsigned char *p = data, *end = p + n, *q, *lim, *cr = NULL;
 	static const unsigned char crlf[2] = { '\r', '\n' };
+	bool cr_known = false;
 
 	if (o->raw) {
 		out_raw(o, p, n);
 		return;
 	}
 	while (p < end) {
-		const unsigned char *q = p;
 		if (o->pending_cr) {
 			/* RFC 5322 2.3: CR and LF only together. */
 			o->pending_cr = false;
@@ -93,8 +93,15 @@ mime_out_write(struct mime_out *o, const void *data, size_t n)
 				continue;
 			}
 		}
-		while (q < end && *q != '\r' && *q != '\n')
-			q++;
+		/* The next CR (looked for again once passed), then the first
+		 * LF before it: memchr, not a loop over bytes. */
+		if (!cr_known || (cr != NULL && cr < p)) {
+			cr = memchr(p, '\r', (size_t)(end - p));
+			cr_known = true;
+		}
+		lim = cr != NULL ? cr : end;
+		if ((q = memchr(p, '\n', (size_t)(lim - p))) == NULL)
+			q = lim;
 		out_raw(o, p, (size_t)(q - p));
 		if (q == end)
 			break;
@@ -104,6 +111,19 @@ mime_out_write(struct mime_out *o, const void *data, size_t n)
 			out_raw(o, crlf, 2);
 		p = q + 1;
 	}
+}
+
+/* Text known to hold no lone CR or LF (base64, a CRLF): no scan. */
+static void
+out_clean(struct mime_out *o, const void *data, size_t n)
+{
+	static const unsigned char crlf[2] = { '\r', '\n' };
+
+	if (o->pending_cr) {
+		o->pending_cr = false;
+		out_raw(o, crlf, 2);
+	}
+	out_raw(o, data, n);
 }
 
 void
@@ -168,8 +188,8 @@ b64_line(struct mime_enc *e, struct mime_out *o)
 	n = EVP_EncodeBlock((unsigned char *)line, e->in, (int)e->nin);
 	/* The line end comes before each line, so the last has none. */
 	if (!e->first_line)
-		mime_out_write(o, "\r\n", 2);
-	mime_out_write(o, line, (size_t)n);
+		out_clean(o, "\r\n", 2);
+	out_clean(o, line, (size_t)n);
 	e->first_line = false;
 	e->nin = 0;
 }

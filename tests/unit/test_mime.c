@@ -446,6 +446,31 @@ header_split(void **state)
 	tree_free(t);
 }
 
+/* Line ends made CRLF, also when a CR and its LF come in two writes. */
+static void
+out_line_ends(void **state)
+{
+	static const char *const parts[] = { "a\rb\nc\r\nd\r", "\ne\n\r",
+		"\r\n", "f\n\ng", "\r", "" };
+	struct mime_out o;
+	BIO *mem = BIO_new(BIO_s_mem());
+	const char *exp;
+	char *p;
+	long n;
+
+	mime_out_init(&o, mem);
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		mime_out_write(&o, parts[i], strlen(parts[i]));
+	mime_out_write(&o, "h", 1);
+	assert_int_equal(mime_out_flush(&o), 0);
+	n = BIO_get_mem_data(mem, &p);
+	/* e LF, then a lone CR, then CR LF: three line ends. */
+	exp = "a\r\nb\r\nc\r\nd\r\ne\r\n\r\n\r\nf\r\n\r\ng\r\nh";
+	assert_int_equal(n, (long)strlen(exp));
+	assert_memory_equal(p, exp, (size_t)n);
+	BIO_free(mem);
+}
+
 static void
 canon_qp(void **state)
 {
@@ -654,6 +679,7 @@ main(void)
 		cmocka_unit_test(scan_body_flags),
 		cmocka_unit_test(scan_limits),
 		cmocka_unit_test(header_split),
+		cmocka_unit_test(out_line_ends),
 		cmocka_unit_test(canon_qp),
 		cmocka_unit_test(canon_qp_soft_breaks),
 		cmocka_unit_test(canon_base64),
