@@ -708,6 +708,39 @@ scan_delimiter(struct scan *s, const struct scan_line *l)
 	return new_part(s, m, l->off + l->len) == -1 ? -1 : 1;
 }
 
+/* Whether a byte of w is zero (exact as a whole, SWAR). */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define HAS_ZERO(w) ((((w)-ONES) & ~(w)&HIGHS) != 0)
+
+/* 8-bit, NUL and bare CR octets of a line's text: a word at a time. */
+static void
+body_bytes(struct mime_part *p, const unsigned char *b, size_t n)
+{
+	const unsigned want = MIME_F_8BIT | MIME_F_NUL | MIME_F_BARE_CR;
+	size_t i = 0;
+	uint64_t w;
+
+	for (; i + 8 <= n && (p->flags & want) != want; i += 8) {
+		memcpy(&w, b + i, 8);
+		if (w & HIGHS)
+			p->flags |= MIME_F_8BIT;
+		if (HAS_ZERO(w))
+			p->flags |= MIME_F_NUL;
+		if (HAS_ZERO(w ^ (ONES * '\r')))
+			p->flags |= MIME_F_BARE_CR;
+	}
+	for (; i < n; i++) {
+		unsigned char c = b[i];
+		if (c >= 0x80)
+			p->flags |= MIME_F_8BIT;
+		else if (c == '\0')
+			p->flags |= MIME_F_NUL;
+		else if (c == '\r')
+			p->flags |= MIME_F_BARE_CR;
+	}
+}
+
 static void
 body_stats(struct scan *s, const struct scan_line *l)
 {
@@ -721,15 +754,7 @@ body_stats(struct scan *s, const struct scan_line *l)
 		p->flags |= MIME_F_LONG;
 	if (l->eol == 1)
 		p->flags |= MIME_F_BARE_LF;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = l->p[i];
-		if (c >= 0x80)
-			p->flags |= MIME_F_8BIT;
-		else if (c == '\0')
-			p->flags |= MIME_F_NUL;
-		else if (c == '\r')
-			p->flags |= MIME_F_BARE_CR;
-	}
+	body_bytes(p, l->p, n);
 }
 
 /* A header line; 1 when the line was consumed, 0 when it ends the block. */

@@ -346,6 +346,30 @@ scan_body_flags(void **state)
 		tree_free(t);
 	}
 
+	/* Each octet in long lines, where words of 8 are looked at. */
+	{
+		static const char *const one[] = { "\x80", "\0", "\r" };
+		static const unsigned flag[] = { MIME_F_8BIT, MIME_F_NUL,
+			MIME_F_BARE_CR };
+		char line[40];
+		for (size_t k = 0; k < 3; k++)
+			for (size_t at = 2; at < 37; at++) {
+				struct mime_src src;
+				const char *why;
+				memset(line, 'y', sizeof(line));
+				memcpy(line, "\r\n", 2);
+				line[at] = one[k][0];
+				memcpy(line + 37, "\r\nz", 3);
+				src = src_of(line, sizeof(line));
+				assert_int_equal(mime_scan(&src, &t, &why), 0);
+				assert_int_equal(t->part[0].flags &
+					(MIME_F_8BIT | MIME_F_NUL |
+					    MIME_F_BARE_CR),
+				    flag[k]);
+				tree_free(t);
+			}
+	}
+
 	/* A line longer than the read buffer, and a delimiter after it. */
 	n = 200000;
 	text = xmalloc(n + 200);
