@@ -653,6 +653,8 @@ connected(struct smtpc *s)
 		fail_local(s, true, "4.3.0", NULL, "cannot make a buffer");
 		return;
 	}
+	/* A body goes out in a few large writes, not 16 KB each. */
+	(void)bufferevent_set_max_single_write(s->bev, SMTPC_OUT_HIGH);
 	s->phase = PH_HANDSHAKE;
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);

@@ -1140,6 +1140,8 @@ smtpd_accept_fd(struct smtpd *srv, int fd, const char *addr)
 	bufferevent_setcb(
 	    s->bev, session_read_cb, session_write_cb, session_event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_READ_HIGHWATER);
+	/* DATA comes in 64 KB reads, not libevent's 16 KB. */
+	(void)bufferevent_set_max_single_read(s->bev, 65536);
 	tv.tv_sec = cfg_int(s->cfg, P_SMTPD_TIMEOUT);
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
