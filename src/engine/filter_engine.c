@@ -18,8 +18,9 @@
  * An engine that dies during a job (end of file on its socket) loses
  * nothing: outputs it announced are removed while the original is still
  * in queue/, or handed to the queue manager when the original is gone
- * (quarantined by the engine). The job is then offered again; after ENGINE_MAX_DEATHS deaths on one message, the message goes
- * to corrupt/. An engine that breaks the protocol, or takes longer than
+ * (quarantined by the engine). The job is then offered again; after
+ * ENGINE_MAX_DEATHS deaths on one message, the message goes to corrupt/.
+ * An engine that breaks the protocol, or takes longer than
  * ENGINE_JOB_TIMEOUT, is killed, and counted as dying when its socket
  * reaches end of file, that is when it can no longer touch the spool.
  */
@@ -257,8 +258,8 @@ job_committed(struct ejob *j)
 	 * next group; a crash before can bring the original back, which
 	 * repeats the transform, never loses a message.
 	 */
-	if (spool_retire(f->spool, SPOOL_QUEUE, j->qid) == -1 &&
-	    errno != ENOENT) {
+	if (spool_retire(f->spool, SPOOL_QUEUE, j->qid) == -1) {
+		/* Gone (deleted meanwhile): its outputs go with it. */
 		msg_warn("%s: cannot remove after the transform: %m", j->qid);
 		j->commit_error = errno;
 		job_committed(j);
