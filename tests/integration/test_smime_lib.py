@@ -6,8 +6,6 @@ here with the openssl CLI: a CA, Alice (RSA-2048), Bob (EC P-256), Carol
 (RSA, whose key is never offered) and Mallory (a certificate of her own).
 """
 import base64
-import email
-import email.policy
 import os
 import re
 import shutil
@@ -17,6 +15,7 @@ import tempfile
 import pytest
 
 from conftest import BUILD, SANITIZED, TEST_BASE
+from engine_pki import LATIN1, UTF8, b64, leaves
 
 TOOL = os.path.join(BUILD, "tests/tools/smime-tool")
 LEGACY = "/usr/lib/x86_64-linux-gnu/ossl-modules/legacy.so"
@@ -185,14 +184,7 @@ OUTER = (b"From: Alice <alice@example.com>\r\n"
 OUTER_NAMES = ["From", "To", "Cc", "Subject", "Date", "Message-ID",
                "Received"]
 
-UTF8 = "Grüße aus Köln: äöü ß € — “quotes”\r\n".encode()
-LATIN1 = "Blåbærsyltetøy, café, naïve\r\n".encode("iso-8859-1")
 PDF = bytes(range(256)) * 40
-
-
-def b64(data):
-    return base64.encodebytes(data).replace(b"\n", b"\r\n")
-
 
 MESSAGES = {
     "ascii": OUTER + b"Content-Type: text/plain\r\n\r\n"
@@ -230,24 +222,6 @@ MESSAGES = {
     b"Content-Transfer-Encoding: binary\r\n\r\n\x00\x01\x02\xff\xfe\r\n"
     b"--mixed--\r\n",
 }
-
-
-def parse(data):
-    return email.message_from_bytes(data, policy=email.policy.compat32)
-
-
-def leaves(data):
-    """(type, decoded body) of every leaf: the canonical comparison."""
-    out = []
-    for part in parse(data).walk():
-        if part.is_multipart():
-            continue
-        body = part.get_payload(decode=True) or b""
-        ctype = part.get_content_type()
-        if ctype.startswith("text/"):
-            body = body.replace(b"\r\n", b"\n")
-        out.append((ctype, part.get_param("charset"), body))
-    return out
 
 
 def header_names(data):
