@@ -9,123 +9,21 @@ import json
 import os
 import pwd
 import re
-import shutil
 import sqlite3
 import stat
 import subprocess
-import tempfile
 
 import pytest
 
-from conftest import MAILSEALCTL, MAILSEALD, TEST_BASE
-
-CA_CNF = """\
-[ ca ]
-default_ca = CA_default
-[ CA_default ]
-dir = {d}
-database = {d}/index.txt
-new_certs_dir = {d}/newcerts
-serial = {d}/serial
-crlnumber = {d}/crlnumber
-default_md = sha256
-default_days = 365
-default_crl_days = 30
-policy = policy_any
-unique_subject = no
-email_in_dn = yes
-[ policy_any ]
-commonName = supplied
-emailAddress = optional
-[ rsa_leaf ]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = emailProtection
-subjectAltName = $ENV::SAN
-[ ec_leaf ]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyAgreement
-extendedKeyUsage = emailProtection
-subjectAltName = $ENV::SAN
-[ v3_ca ]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
-
+from conftest import MAILSEALCTL, MAILSEALD
+from engine_pki import make_pki, remove_pki
 
 def run(*args, env=None, input=None):
-    # ca.cnf reads SAN from the environment, even where it is unused.
-    env = env or dict(os.environ, SAN="email:unused@invalid")
     r = subprocess.run(list(args), capture_output=True, env=env, input=input,
                        timeout=60)
     if r.returncode != 0:
         raise AssertionError(f"{' '.join(args)}: {r.stderr.decode()}")
     return r.stdout
-
-
-class PKI:
-    """A root, an intermediate and leaves, made with the openssl command."""
-
-    def __init__(self, d):
-        self.d = d
-        os.makedirs(os.path.join(d, "newcerts"))
-        open(os.path.join(d, "index.txt"), "w").close()
-        with open(os.path.join(d, "serial"), "w") as f:
-            f.write("1000\n")
-        with open(os.path.join(d, "crlnumber"), "w") as f:
-            f.write("01\n")
-        self.cnf = self.p("ca.cnf")
-        with open(self.cnf, "w") as f:
-            f.write(CA_CNF.format(d=d))
-        run("openssl", "req", "-x509", "-new", "-newkey", "rsa:2048",
-            "-nodes", "-keyout", self.p("root.key"), "-out", self.p("root.pem"),
-            "-subj", "/CN=Store Test Root", "-days", "3650",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-        run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes",
-            "-keyout", self.p("inter.key"), "-out", self.p("inter.csr"),
-            "-subj", "/CN=Store Test Intermediate")
-        run("openssl", "x509", "-req", "-in", self.p("inter.csr"),
-            "-CA", self.p("root.pem"), "-CAkey", self.p("root.key"),
-            "-CAcreateserial", "-days", "1000", "-out", self.p("inter.pem"),
-            "-extfile", self.cnf, "-extensions", "v3_ca")
-
-    def p(self, name):
-        return os.path.join(self.d, name)
-
-    def leaf(self, name, email, kind="rsa", start=None, end=None):
-        """Issues name.pem (and name.key) for email; returns the paths."""
-        key, csr, pem = (self.p(name + ".key"), self.p(name + ".csr"),
-                         self.p(name + ".pem"))
-        newkey = ["rsa:2048"] if kind == "rsa" else [
-            "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-        if kind == "ec":
-            run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
-                "ec_paramgen_curve:P-256", "-out", key)
-            run("openssl", "req", "-new", "-key", key, "-out", csr,
-                "-subj", f"/CN={name}")
-        else:
-            run("openssl", "req", "-new", "-newkey", *newkey, "-nodes",
-                "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
-        args = ["openssl", "ca", "-batch", "-config", self.cnf, "-notext",
-                "-cert", self.p("inter.pem"), "-keyfile", self.p("inter.key"),
-                "-in", csr, "-out", pem, "-extensions",
-                "rsa_leaf" if kind == "rsa" else "ec_leaf"]
-        if start:
-            args += ["-startdate", start, "-enddate", end]
-        run(*args, env=dict(os.environ, SAN=f"email:{email}"))
-        return pem, key
-
-    def revoke(self, pem):
-        run("openssl", "ca", "-config", self.cnf, "-cert", self.p("inter.pem"),
-            "-keyfile", self.p("inter.key"), "-revoke", pem, "-crl_reason",
-            "keyCompromise")
-        run("openssl", "ca", "-gencrl", "-config", self.cnf,
-            "-cert", self.p("inter.pem"), "-keyfile", self.p("inter.key"),
-            "-out", self.p("crl.pem"))
-        return self.p("crl.pem")
 
 
 def fingerprint(pem):
@@ -136,19 +34,22 @@ def fingerprint(pem):
 
 @pytest.fixture(scope="module")
 def pki():
-    # World-searchable, like the gateways' directories: the mailseal user
-    # reads a certificate from here in one test.
-    os.makedirs(TEST_BASE, exist_ok=True)
-    d = tempfile.mkdtemp(prefix="pki-", dir=TEST_BASE)
-    os.chmod(d, 0o755)
-    pki = PKI(d)
-    pki.alice = pki.leaf("alice", "alice@remote.test")
-    pki.bob = pki.leaf("bob", "bob@remote.test", kind="ec")
-    pki.carol = pki.leaf("carol", "carol@partner.test", kind="ec")
-    pki.old = pki.leaf("old", "old@remote.test", kind="ec",
-                       start="20200101000000Z", end="20200601000000Z")
-    pki.mallory = pki.leaf("mallory", "mallory@remote.test", kind="ec")
-    pki.crl = pki.revoke(pki.mallory[0])
+    # World-searchable (make_pki), like the gateways' directories: the
+    # mailseal user reads a certificate from here in one test.
+    pki = make_pki(prefix="pki-")
+
+    def issue(*args, **kw):
+        lf = pki.leaf(*args, **kw)
+        return lf.cert, lf.key
+
+    pki.alice = issue("alice", "alice@remote.test")
+    pki.bob = issue("bob", "bob@remote.test", kind="ec")
+    pki.carol = issue("carol", "carol@partner.test", kind="ec")
+    pki.old = issue("old", "old@remote.test", kind="ec",
+                    start="20200101000000Z", end="20200601000000Z")
+    mallory = pki.leaf("mallory", "mallory@remote.test", kind="ec")
+    pki.mallory = mallory.cert, mallory.key
+    pki.crl = pki.revoke(mallory)
     # alice as PKCS#12 with the chain; bob's key as encrypted PKCS#8.
     with open(pki.p("pw"), "w") as f:
         f.write("p12 secret\n")
@@ -169,7 +70,7 @@ def pki():
         "-addext", "basicConstraints=critical,CA:FALSE",
         "-addext", "keyUsage=digitalSignature,keyAgreement")
     yield pki
-    shutil.rmtree(d)
+    remove_pki(pki)
 
 
 @pytest.fixture
@@ -314,12 +215,12 @@ def test_cert_round_trip(gw, pki):
         pki.p("inter.pem"))
 
     out = ok(gw, "root", "import", pki.p("root.pem"))
-    assert out == f"added root {froot}: CN=Store Test Root\n"
+    assert out == f"added root {froot}: CN=Engine Test Root\n"
     assert "exists root" in ok(gw, "root", "import", pki.p("root.pem"))
     out = ok(gw, "cert", "import", pki.p("alice.p12"), "--password-file",
              pki.p("pw"))
     assert f"added end {fa} with private key: CN=alice" in out
-    assert f"added intermediate {finter}: CN=Store Test Intermediate" in out
+    assert f"added intermediate {finter}: CN=Engine Test Intermediate" in out
     # bob: the certificate, then its encrypted key on its own.
     ok(gw, "cert", "import", pki.bob[0])
     j = json.loads(ok(gw, "cert", "import", pki.p("bob-enc.pem"),
@@ -367,10 +268,10 @@ def test_cert_round_trip(gw, pki):
 
     # A CRL of the intermediate revokes mallory.
     out = ok(gw, "crl", "import", pki.crl)
-    assert re.match(r"added CRL [0-9a-f]{64}: CN=Store Test Intermediate\n",
+    assert re.match(r"added CRL [0-9a-f]{64}: CN=Engine Test Intermediate\n",
                     out), out
     crls = json.loads(ok(gw, "crl", "list", "--json"))
-    assert len(crls) == 1 and crls[0]["issuer"] == "CN=Store Test Intermediate"
+    assert len(crls) == 1 and crls[0]["issuer"] == "CN=Engine Test Intermediate"
     assert crls[0]["number"] == "01"
     assert cert_list(gw)[fmal]["status"] == "revoked"
     assert "keyCompromise" in cert_list(gw)[fmal]["status_detail"]
