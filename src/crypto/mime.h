@@ -188,6 +188,11 @@ void mime_out_copy(
     struct mime_out *, const struct mime_src *, uint64_t off, uint64_t len);
 /* Writes what is buffered; -1 if any write has failed. */
 int mime_out_flush(struct mime_out *);
+/* One header field as it came, ending in CRLF. */
+void mime_out_field(struct mime_out *, const struct mime_field *);
+/* Part idx's blank line (when it had one or has a body) and body, as
+ * they are. */
+void mime_out_body(struct mime_out *, const struct mime_tree *, size_t idx);
 
 /* Streaming transfer encoders writing CRLF lines of at most 76 octets. */
 struct mime_enc {

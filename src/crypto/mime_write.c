@@ -495,12 +495,28 @@ static const char *const cte_labels[] = {
 	[MIME_CTE_BASE64] = "base64",
 };
 
-static void
-write_field(struct mime_out *o, const struct mime_field *f)
+void
+mime_out_field(struct mime_out *o, const struct mime_field *f)
 {
 	mime_out_write(o, f->raw, f->raw_len);
 	if (f->raw_len == 0 || f->raw[f->raw_len - 1] != '\n')
 		mime_out_write(o, "\r\n", 2);
+}
+
+static void
+blank_line(struct mime_out *o, const struct mime_part *p)
+{
+	if (!(p->flags & MIME_F_NO_BLANK) || p->body < p->end)
+		mime_out_write(o, "\r\n", 2);
+}
+
+void
+mime_out_body(struct mime_out *o, const struct mime_tree *t, size_t idx)
+{
+	const struct mime_part *p = &t->part[idx];
+
+	blank_line(o, p);
+	mime_out_copy(o, &t->src, p->body, p->end - p->body);
 }
 
 static int
@@ -520,7 +536,7 @@ write_fields(const struct mime_tree *t, size_t idx, bool content_only,
 		if (new_cte >= 0 &&
 		    mime_field_is(&f, "Content-Transfer-Encoding"))
 			continue;
-		write_field(o, &f);
+		mime_out_field(o, &f);
 	}
 	free(hdr);
 	if (new_cte >= 0) {
@@ -567,8 +583,7 @@ write_entity(const struct mime_tree *t, size_t idx, int canon,
 	}
 	if (write_fields(t, idx, content_only, cte, o) == -1)
 		return -1;
-	if (!(p->flags & MIME_F_NO_BLANK) || p->body < p->end)
-		mime_out_write(o, "\r\n", 2);
+	blank_line(o, p);
 	if (act != ACT_KEEP)
 		return write_encoded(
 		    t, p, act == ACT_QP ? MIME_CTE_QP : MIME_CTE_BASE64, o);
@@ -610,7 +625,7 @@ mime_write_outer_header(
 		if (mime_field_has_prefix(&f, "Content-") ||
 		    mime_field_is(&f, "MIME-Version") || mime_is_info_field(&f))
 			continue;
-		write_field(o, &f);
+		mime_out_field(o, &f);
 	}
 	free(hdr);
 	return 0;

@@ -1387,21 +1387,13 @@ smime_info_rewrite(const struct mime_src *src, BIO *out,
 	if (mime_part_header(t, 0, &hdr, &len, error_r) == -1)
 		goto out;
 	while (mime_field_next(hdr, len, &pos, &f))
-		if (!mime_is_info_field(&f)) {
-			mime_out_write(o, f.raw, f.raw_len);
-			if (f.raw[f.raw_len - 1] != '\n')
-				mime_out_puts(o, "\r\n");
-		}
+		if (!mime_is_info_field(&f))
+			mime_out_field(o, &f);
 	for (size_t i = 0; i < nfields; i++) {
 		mime_out_puts(o, fields[i]);
 		mime_out_puts(o, "\r\n");
 	}
-	/* The blank line and the body, as they are. */
-	if (!(t->part[0].flags & MIME_F_NO_BLANK) ||
-	    t->part[0].body < t->part[0].end)
-		mime_out_puts(o, "\r\n");
-	mime_out_copy(
-	    o, &t->src, t->part[0].body, t->part[0].end - t->part[0].body);
+	mime_out_body(o, t, 0);
 	if (mime_out_flush(o) == -1) {
 		*error_r = "write error";
 		goto out;

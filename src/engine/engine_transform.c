@@ -244,15 +244,9 @@ write_without_trigger(
 			free(nv);
 			continue;
 		}
-		mime_out_write(o, f.raw, f.raw_len);
-		if (f.raw[f.raw_len - 1] != '\n')
-			mime_out_puts(o, "\r\n");
+		mime_out_field(o, &f);
 	}
-	if (!(t->part[0].flags & MIME_F_NO_BLANK) ||
-	    t->part[0].body < t->part[0].end)
-		mime_out_puts(o, "\r\n");
-	mime_out_copy(
-	    o, &t->src, t->part[0].body, t->part[0].end - t->part[0].body);
+	mime_out_body(o, t, 0);
 	if (mime_out_flush(o) == -1) {
 		*error_r = "write error";
 		goto out;
