@@ -393,10 +393,27 @@ sq_pragmas(struct store *st, const char **error_r)
 		"PRAGMA secure_delete = ON",
 	};
 
-	for (size_t i = 0; i < nitems(pragmas); i++)
-		if (sqlite3_exec(SQ(st)->db, pragmas[i], NULL, NULL, NULL) !=
-		    SQLITE_OK)
+	struct timespec ts = { 0, 10000000 };
+	int rc;
+
+	for (size_t i = 0; i < nitems(pragmas); i++) {
+		/*
+		 * Switching a new file to WAL while another process does the
+		 * same answers BUSY at once, without the busy handler (the
+		 * engines, the admin and the dispatcher open the store
+		 * together at the first start): try again for a while.
+		 */
+		for (int tries = 0;; tries++) {
+			rc = sqlite3_exec(
+			    SQ(st)->db, pragmas[i], NULL, NULL, NULL);
+			if ((rc & 0xff) != SQLITE_BUSY ||
+			    tries >= SQ_BUSY_TIMEOUT_MS / 10)
+				break;
+			nanosleep(&ts, NULL);
+		}
+		if (rc != SQLITE_OK)
 			return sq_fail(st, pragmas[i], error_r);
+	}
 	return 0;
 }
 
