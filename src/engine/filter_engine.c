@@ -9,11 +9,16 @@
  *
  * An engine writes its outputs into incoming/ and reports them (WRITTEN,
  * then RESULT STAGED); the job then leaves the engine, which takes the
- * next one, and its outputs go to the group committer (queue/commit.c)
- * beside the messages that sessions receive. Once all are durable in
- * queue/, the original is removed (the commit point) and the outputs go
- * to the queue manager; a commit that fails removes them and defers the
- * message.
+ * next one. Its outputs are moved into queue/ as they are, not durable,
+ * and go to delivery at once (qmgr_enqueue_volatile), while the original
+ * stays queued. An output settles when it has left the queue (delivered
+ * or bounced) or, with recipients still pending, has been made durable
+ * by the group committer (queue/commit.c). When every output has
+ * settled, the original is removed (the commit point). A crash before
+ * brings the original back; the start-up scan removes outputs whose
+ * original is still queued, and the transform runs again. So mail that
+ * leaves at once costs no sync of its outputs; an output that cannot be
+ * made durable is removed, and the message is transformed again later.
  *
  * An engine that dies during a job (end of file on its socket) loses
  * nothing: outputs it announced are removed while the original is still
@@ -32,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,7 +50,6 @@
 #include "common/util.h"
 #include "engine/engine.h"
 #include "engine/engine_ipc.h"
-#include "queue/commit.h"
 #include "queue/filter.h"
 #include "queue/qmgr.h"
 #include "queue/spool.h"
@@ -59,9 +64,9 @@ struct ejob {
 	struct strlist outputs; /* announced by the engine */
 	struct strlist written; /* WRITTEN: queue IDs */
 	struct strlist logs; /* and their log lines */
-	size_t committing; /* outputs still at the committer */
-	int commit_error; /* the first errno of a failed commit */
-	TAILQ_ENTRY(ejob) link;
+	size_t settling; /* outputs not settled yet */
+	int settle_error; /* the first errno of an output not made durable */
+	TAILQ_ENTRY(ejob) link; /* the queue, or the settling list */
 };
 
 struct econn {
@@ -83,13 +88,13 @@ struct efilter {
 	struct event_base *base;
 	struct config *cfg;
 	struct spool *spool;
-	struct committer *committer;
 	struct qmgr *qmgr;
 	char *path;
 	int lfd;
 	struct event *lev, *kick;
 	struct econn_list conns;
 	struct ejob_list queue;
+	struct ejob_list settling; /* outputs delivered, original queued */
 	uint64_t next_id;
 };
 
@@ -237,78 +242,78 @@ conn_eof(struct econn *c)
 	efilter_kick(f);
 }
 
-/* Step 4 of engine.c: every output of j is durable, or one failed. */
+/* The commit point: the original goes, its outputs are the message now. */
 static void
-job_committed(struct ejob *j)
+job_retire(struct ejob *j)
 {
-	struct efilter *f = j->f;
-	char why[160];
-
-	if (j->commit_error != 0) {
-		msg_warn("%s: cannot commit the outputs of the engine: %s",
-		    j->qid, strerror(j->commit_error));
-		job_remove_outputs(j);
-		snprintf(why, sizeof(why), "cannot commit the outputs: %s",
-		    strerror(j->commit_error));
-		job_finish(j, FILTER_DEFER, why);
-		return;
-	}
 	/*
-	 * The commit point. Its directory sync comes with the committer's
-	 * next group; a crash before can bring the original back, which
-	 * repeats the transform, never loses a message.
+	 * Its directory sync comes with the committer's next group; a crash
+	 * before can bring the original back, which repeats the transform
+	 * (and what was delivered), never loses a message.
 	 */
-	if (spool_retire(f->spool, SPOOL_QUEUE, j->qid) == -1) {
-		/* Gone (deleted meanwhile): its outputs go with it. */
+	if (spool_retire(j->f->spool, SPOOL_QUEUE, j->qid) == -1 &&
+	    errno != ENOENT)
 		msg_warn("%s: cannot remove after the transform: %m", j->qid);
-		j->commit_error = errno;
-		job_committed(j);
-		return;
-	}
-	for (size_t i = 0; i < j->logs.n; i++)
-		msg_info("%s: %s", j->qid, j->logs.v[i]);
-	job_enqueue_outputs(j);
 	job_finish(j, FILTER_GONE, NULL);
 }
 
+/* Step 4 of engine.c: one output left the queue, or was made durable. */
 static void
-output_commit_cb(int error, struct spool_writer *w, void *arg)
+output_settled(void *arg, const char *qid, int error)
 {
 	struct ejob *j = arg;
+	char why[160];
 
-	if (error != 0 && j->commit_error == 0)
-		j->commit_error = error;
-	if (--j->committing == 0)
-		job_committed(j);
+	if (error != 0 && j->settle_error == 0)
+		j->settle_error = error;
+	if (--j->settling > 0)
+		return;
+	TAILQ_REMOVE(&j->f->settling, j, link);
+	if (j->settle_error != 0) {
+		snprintf(why, sizeof(why), "cannot make an output durable: %s",
+		    strerror(j->settle_error));
+		job_finish(j, FILTER_DEFER, why);
+		return;
+	}
+	job_retire(j);
 }
 
-/* Step 3: the outputs of a STAGED job go to the group committer. */
+/* Step 3: the outputs of a STAGED job go to delivery, not durable yet. */
 static void
-job_commit(struct ejob *j)
+job_stage(struct ejob *j)
 {
 	struct efilter *f = j->f;
-	struct spool_writer *w;
+	char why[160];
 
 	/* An output announced but not written was dropped by the engine. */
 	for (size_t i = 0; i < j->outputs.n; i++)
 		if (!strlist_contains(&j->written, j->outputs.v[i]))
 			(void)unlinkat(
 			    f->spool->dfd[SPOOL_INCOMING], j->outputs.v[i], 0);
+	for (size_t i = 0; i < j->written.n; i++) {
+		if (renameat2(f->spool->dfd[SPOOL_INCOMING], j->written.v[i],
+			f->spool->dfd[SPOOL_QUEUE], j->written.v[i],
+			RENAME_NOREPLACE) == -1) {
+			msg_warn("%s: cannot queue the output %s: %m", j->qid,
+			    j->written.v[i]);
+			snprintf(why, sizeof(why),
+			    "cannot queue the outputs: %s", strerror(errno));
+			job_remove_outputs(j);
+			job_finish(j, FILTER_DEFER, why);
+			return;
+		}
+	}
+	for (size_t i = 0; i < j->logs.n; i++)
+		msg_info("%s: %s", j->qid, j->logs.v[i]);
 	if (j->written.n == 0) {
-		job_committed(j);
+		job_retire(j);
 		return;
 	}
-	j->committing = j->written.n;
-	for (size_t i = 0; i < j->written.n; i++) {
-		if (spool_writer_adopt(f->spool, j->written.v[i], &w) == -1) {
-			if (j->commit_error == 0)
-				j->commit_error = errno;
-			if (--j->committing == 0)
-				job_committed(j);
-			continue;
-		}
-		committer_submit(f->committer, w, output_commit_cb, j);
-	}
+	j->settling = j->written.n;
+	TAILQ_INSERT_TAIL(&f->settling, j, link);
+	for (size_t i = 0; i < j->written.n; i++)
+		qmgr_enqueue_volatile(
+		    f->qmgr, j->written.v[i], output_settled, j);
 }
 
 static void
@@ -325,7 +330,7 @@ conn_result(struct econn *c, const struct eng_msg *m)
 	evtimer_del(c->timer);
 	efilter_kick(c->f);
 	if (m->status == ENG_STAGED) {
-		job_commit(j);
+		job_stage(j);
 		return;
 	}
 	if (m->status == ENG_GONE)
@@ -578,10 +583,10 @@ efilter_create(const struct filter_env *fe)
 	f->base = fe->base;
 	f->cfg = config_ref(fe->cfg);
 	f->spool = fe->spool;
-	f->committer = fe->committer;
 	f->qmgr = fe->qmgr;
 	TAILQ_INIT(&f->conns);
 	TAILQ_INIT(&f->queue);
+	TAILQ_INIT(&f->settling);
 	take_over(f->cfg);
 	f->path = engine_socket_path(f->cfg);
 	f->lfd = listen_at(f->path);
@@ -634,6 +639,11 @@ efilter_destroy(void *ctx)
 	}
 	while ((j = TAILQ_FIRST(&f->queue)) != NULL) {
 		TAILQ_REMOVE(&f->queue, j, link);
+		job_free(j);
+	}
+	/* Their outputs are left to the start-up scan. */
+	while ((j = TAILQ_FIRST(&f->settling)) != NULL) {
+		TAILQ_REMOVE(&f->settling, j, link);
 		job_free(j);
 	}
 	event_free(f->lev);

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "queue/bounce.h"
+#include "queue/commit.h"
 #include "queue/filter.h"
 #include "queue/htab.h"
 #include "queue/qmgr_int.h"
@@ -27,6 +28,8 @@ static void qmsg_timer_cb(evutil_socket_t, short, void *);
 static bool output_orphaned(struct qmgr *, const struct spool_env *);
 static void round_warn(struct qmgr *, struct qmsg *);
 static void round_end(struct qmgr *, struct qmsg *);
+static void round_rest(struct qmgr *, struct qmsg *);
+static void volatile_commit(struct qmgr *, struct qmsg *);
 
 uint64_t
 qmgr_backoff(unsigned attempts, uint64_t min, uint64_t max)
@@ -94,6 +97,18 @@ qmgr_forget(struct qmgr *qm, struct qmsg *m)
 		TAILQ_REMOVE(&qm->ready, m, ready_link);
 	htab_del(qm->msgs, m->qid);
 	qmsg_free(m);
+}
+
+/* Tells the filter once what became of a volatile output. */
+static void
+qmsg_settle(struct qmsg *m, int error)
+{
+	qmgr_settle_fn settle = m->settle;
+
+	if (settle == NULL)
+		return;
+	m->settle = NULL;
+	settle(m->settle_arg, m->qid, error);
 }
 
 static void
@@ -165,6 +180,7 @@ qmsg_remove(struct qmgr *qm, struct qmsg *m, enum spool_dir dir)
 		msg_warn("%s: cannot remove: %m", m->qid);
 	else
 		msg_info("%s: removed", m->qid);
+	qmsg_settle(m, 0);
 	qmgr_forget(qm, m);
 }
 
@@ -247,6 +263,7 @@ qmsg_activate(struct qmgr *qm, struct qmsg *m)
 				    1000000);
 			return;
 		}
+		qmsg_settle(m, errno == ENOENT ? ENOENT : EBADMSG);
 		qmgr_forget(qm, m);
 		return;
 	}
@@ -256,7 +273,7 @@ qmsg_activate(struct qmgr *qm, struct qmsg *m)
 		qmgr_to_filter(qm, m);
 		return;
 	}
-	if (output_orphaned(qm, env)) {
+	if (m->settle == NULL && output_orphaned(qm, env)) {
 		/* Only the start-up scan may decide which one goes. */
 		msg_warn("%s: not delivered: its parent %s is still queued",
 		    m->qid, env->parent);
@@ -276,6 +293,12 @@ qmsg_activate(struct qmgr *qm, struct qmsg *m)
 	m->returned = false;
 	m->rr = xcalloc(env->nrcpt, sizeof(*m->rr));
 	qm->nactive++;
+	/* Asked for while it was volatile: first settled, not delivered. */
+	if (m->settle != NULL &&
+	    (m->want_delete || m->want_hold || m->want_requeue)) {
+		round_end(qm, m);
+		return;
+	}
 	deliver_message(qm, m);
 }
 
@@ -565,8 +588,63 @@ round_end(struct qmgr *qm, struct qmsg *m)
 	if (spool_mark_schedule(m->fd, m->env, attempts, next) == -1)
 		msg_warn("%s: cannot update the queue file: %m", m->qid);
 	m->next_try_us = next;
+	if (m->settle != NULL) {
+		volatile_commit(qm, m);
+		return;
+	}
+	round_rest(qm, m);
+}
+
+/*
+ * A volatile output with recipients still pending is made durable
+ * before its parent goes; the round ends when that is done.
+ */
+static void
+volatile_commit_cb(int error, struct spool_writer *w, void *arg)
+{
+	struct qmsg *m = arg;
+	struct qmgr *qm = m->qm;
+
+	qm->pending_ops--;
+	if (error != 0) {
+		msg_warn("%s: cannot make the queue file durable: %s; "
+			 "removed, its parent %s is transformed again",
+		    m->qid, strerror(error),
+		    m->env->parent[0] != '\0' ? m->env->parent : "?");
+		(void)spool_remove(qm->spool, SPOOL_QUEUE, m->qid);
+		qmsg_settle(m, error);
+		qmgr_forget(qm, m);
+		return;
+	}
+	qmsg_settle(m, 0);
+	round_rest(qm, m);
+}
+
+static void
+volatile_commit(struct qmgr *qm, struct qmsg *m)
+{
+	struct spool_writer *w;
+
+	if (spool_writer_adopt(qm->spool, SPOOL_QUEUE, m->qid, &w) == -1) {
+		qm->pending_ops++;
+		volatile_commit_cb(errno != 0 ? errno : EIO, NULL, m);
+		return;
+	}
+	qm->pending_ops++;
+	committer_submit(qm->committer, w, volatile_commit_cb, m);
+}
+
+/* The rest of round_end, for a message with recipients pending. */
+static void
+round_rest(struct qmgr *qm, struct qmsg *m)
+{
 	qmsg_release(m);
 	m->state = QM_WAIT;
+	if (m->want_delete) {
+		/* Asked for while the file was made durable. */
+		qmsg_remove(qm, m, SPOOL_QUEUE);
+		return;
+	}
 	if (m->want_requeue) {
 		m->want_requeue = false;
 		if (qmgr_requeue(qm, m) == 0)
@@ -576,7 +654,7 @@ round_end(struct qmgr *qm, struct qmsg *m)
 		qmsg_hold(qm, m);
 		return;
 	}
-	qmsg_schedule(qm, m, next);
+	qmsg_schedule(qm, m, m->next_try_us);
 }
 
 void
@@ -600,6 +678,20 @@ qmgr_enqueue(struct qmgr *qm, const char *qid, int stage)
 		qmgr_to_filter(qm, m);
 	else
 		qmgr_make_ready(qm, m);
+}
+
+void
+qmgr_enqueue_volatile(
+    struct qmgr *qm, const char *qid, qmgr_settle_fn settle, void *arg)
+{
+	struct qmsg *m;
+
+	if (qmgr_lookup(qm, qid) != NULL)
+		msg_panic("%s: a volatile output with a queue ID in use", qid);
+	m = qmgr_add(qm, qid, QM_WAIT);
+	m->settle = settle;
+	m->settle_arg = arg;
+	qmgr_make_ready(qm, m);
 }
 
 struct scan {

@@ -33,6 +33,18 @@ void qmgr_start(struct qmgr *);
  * output of the filter, a bounce (SPOOL_FILTERED).
  */
 void qmgr_enqueue(struct qmgr *, const char *qid, int stage);
+/*
+ * An output of the filter in queue/ that is not durable yet (SPOOL_FILTERED):
+ * it is delivered while its parent stays queued. settle(arg, qid, error)
+ * comes once, from the loop: error 0 when the output has left the queue
+ * (delivered, bounced, deleted) or was made durable with recipients still
+ * pending; an errno value when it could not be made durable (it is then
+ * removed, and the parent must be transformed again). Until then a crash
+ * brings the parent back and the start-up scan removes the output.
+ */
+typedef void (*qmgr_settle_fn)(void *arg, const char *qid, int error);
+void qmgr_enqueue_volatile(
+    struct qmgr *, const char *qid, qmgr_settle_fn, void *arg);
 /* The queue commands of the control socket (queue.*, send-test). */
 void qmgr_control_register(struct qmgr *, struct control *);
 /* Starts no more deliveries; idle connections are closed. */

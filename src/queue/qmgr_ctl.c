@@ -29,9 +29,24 @@
 #include "queue/inject.h"
 #include "queue/qmgr_int.h"
 
+/*
+ * Busy: at the filter, active, or a volatile output (its parent waits for
+ * it); a request waits for the end of its round.
+ */
+static bool
+qmsg_busy(const struct qmsg *m)
+{
+	return m->state == QM_FILTER || m->state == QM_ACTIVE ||
+	    m->settle != NULL;
+}
+
 static bool
 op_hold(struct qmgr *qm, struct qmsg *m)
 {
+	if (m->state != QM_HOLD && qmsg_busy(m)) {
+		m->want_hold = true;
+		return true;
+	}
 	switch (m->state) {
 	case QM_HOLD:
 		return true;
@@ -82,7 +97,7 @@ op_delete(struct qmgr *qm, struct qmsg *m)
 {
 	enum spool_dir dir = m->state == QM_HOLD ? SPOOL_HOLD : SPOOL_QUEUE;
 
-	if (m->state == QM_FILTER || m->state == QM_ACTIVE) {
+	if (qmsg_busy(m)) {
 		m->want_delete = true;
 		return true;
 	}
@@ -98,7 +113,7 @@ op_delete(struct qmgr *qm, struct qmsg *m)
 static bool
 op_requeue(struct qmgr *qm, struct qmsg *m)
 {
-	if (m->state == QM_FILTER || m->state == QM_ACTIVE) {
+	if (qmsg_busy(m)) {
 		m->want_requeue = true;
 		return true;
 	}

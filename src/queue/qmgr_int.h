@@ -59,6 +59,9 @@ struct qmsg {
 	bool expired; /* older than maximal_queue_lifetime */
 	bool returned; /* recipients bounced because it expired */
 	bool finishing; /* the end of the round is in progress */
+	/* A volatile output (qmgr_enqueue_volatile) until it settles. */
+	qmgr_settle_fn settle;
+	void *settle_arg;
 };
 
 TAILQ_HEAD(qmsg_list, qmsg);

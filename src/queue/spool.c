@@ -482,6 +482,10 @@ spool_writer_sync(struct spool_writer *w)
 int
 spool_writer_publish(struct spool_writer *w, enum spool_dir to)
 {
+	if (w->in_place) {
+		w->error = -1;
+		return 0;
+	}
 	/* RENAME_NOREPLACE: a queue ID is never reused over a live file. */
 	if (renameat2(w->sp->dfd[SPOOL_INCOMING], w->qid, w->sp->dfd[to],
 		w->qid, RENAME_NOREPLACE) == -1) {
@@ -510,7 +514,7 @@ spool_writer_free(struct spool_writer **wp)
 
 	if (w == NULL)
 		return;
-	if (w->error != -1)
+	if (w->error != -1 && !w->in_place)
 		unlinkat(w->sp->dfd[SPOOL_INCOMING], w->qid, 0);
 	close(w->fd);
 	free(w);
@@ -526,7 +530,8 @@ spool_writer_release(struct spool_writer **wp)
 }
 
 int
-spool_writer_adopt(struct spool *sp, const char *qid, struct spool_writer **w_r)
+spool_writer_adopt(struct spool *sp, enum spool_dir dir, const char *qid,
+    struct spool_writer **w_r)
 {
 	struct spool_writer *w;
 	int fd;
@@ -535,14 +540,18 @@ spool_writer_adopt(struct spool *sp, const char *qid, struct spool_writer **w_r)
 		errno = EINVAL;
 		return -1;
 	}
-	fd = openat(
-	    sp->dfd[SPOOL_INCOMING], qid, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (dir != SPOOL_INCOMING && dir != SPOOL_QUEUE) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = openat(sp->dfd[dir], qid, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd == -1)
 		return -1;
 	w = xmalloc(sizeof(*w));
 	memset(w, 0, offsetof(struct spool_writer, buf));
 	w->sp = sp;
 	w->fd = fd;
+	w->in_place = dir == SPOOL_QUEUE;
 	strlcpy_ms(w->qid, qid, sizeof(w->qid));
 	*w_r = w;
 	return 0;

@@ -111,6 +111,7 @@ struct spool_writer {
 	char qid[QID_LEN + 1];
 	uint64_t content_len;
 	bool reused; /* a spare file: cut to its new size at finish */
+	bool in_place; /* adopted in queue/: publishing leaves it there */
 	int error; /* errno of the first failure, 0 if none */
 	size_t buflen;
 	unsigned char buf[65536];
@@ -159,11 +160,12 @@ int spool_retire(struct spool *, enum spool_dir, const char *qid);
 /* Closes and leaves the file in incoming/ to another process. */
 void spool_writer_release(struct spool_writer **);
 /*
- * Takes over incoming/qid, finished by another process (an engine), to
- * be synced and published: for committer_submit().
+ * Takes over dir/qid, finished by another process (an engine) or already
+ * queued, to be synced by committer_submit(): a file in incoming/ is then
+ * published to queue/, one in queue/ stays where it is.
  */
 int spool_writer_adopt(
-    struct spool *, const char *qid, struct spool_writer **w_r);
+    struct spool *, enum spool_dir, const char *qid, struct spool_writer **w_r);
 
 /* Reading. fd is opened O_RDWR when writable (tail appends). */
 int spool_read(struct spool *, enum spool_dir, const char *qid, bool writable,

@@ -6,6 +6,10 @@
   three deaths, with a log line; other mail keeps flowing.
 - At start, an output whose parent is still queued (a transform that did
   not reach its commit point) is removed and the parent done again.
+- Outputs go to delivery before they are durable, their parent queued
+  until then: a kill -9 of the whole gateway in the middle of a load loses
+  no acknowledged message; an output that is deferred is made durable,
+  its parent goes, and it survives a kill -9.
 - Engines run as the mail owner under the seccomp filter; a peer that
   breaks the protocol is killed.
 """
@@ -13,9 +17,11 @@ import os
 import pwd
 import re
 import signal
+import smtplib
 import socket
 import struct
 import subprocess
+import threading
 import time
 import zlib
 
@@ -23,7 +29,7 @@ import pytest
 
 from engine_common import canon, engine_pids, net, send_raw  # noqa: F401
 from engine_pki import b64, header, make_pki, remove_pki, run, setup_store
-from peers import wait_for
+from peers import SmtpSink, free_port_on, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +213,93 @@ def test_start_removes_outputs_of_unfinished_transforms(gw, net, pki):
     assert b"committed" in net.find("carol@remote.test", "done")
     assert net.rcpts_of() == [["bob@remote.test"], ["carol@remote.test"]]
     assert "not this" not in str(net.sink.messages())
+
+
+def test_kill9_during_delivery_loses_nothing(gw, net, pki):
+    gw.start()
+    acked, stop = {}, threading.Event()
+
+    def client(n):
+        for i in range(40):
+            if stop.is_set():
+                return
+            tok = f"tok-{n}-{i}"
+            line = (tok.encode() + b" ") * 7 + b"\r\n"
+            msg = header("alice@example.com", "bob@remote.test", tok) + \
+                b"Content-Type: text/plain\r\n\r\n" + line * 300
+            try:
+                acked[tok] = send_raw(gw.port, "alice@example.com",
+                                      ["bob@remote.test"], msg)
+            except (OSError, smtplib.SMTPException, AssertionError):
+                return
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    # Kill while transforms and deliveries are under way.
+    wait_for(lambda: len(net.sink.files()) >= 20 or None, 60,
+             "deliveries under way")
+    gw.kill9()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert len(acked) < 160, "the load ended before the kill"
+    gw.start()
+    # Every acknowledged message arrives, encrypted (some twice: those
+    # delivered whose original had not gone yet when the gateway died).
+    want = set(acked)
+
+    def arrived():
+        got = set()
+        for e, d in net.sink.messages():
+            m = re.search(rb"^Subject: (tok-\d+-\d+)\r?$", d, re.M)
+            if m:
+                got.add(m.group(1).decode())
+        return got if want <= got else None
+    got = wait_for(arrived, 90, "every acknowledged message at the sink")
+    assert got <= want | set(f"tok-{n}-{i}" for n in range(4)
+                             for i in range(40))
+    for e, d in net.sink.messages():
+        assert b"application/pkcs7-mime" in d, "a message left in clear"
+    wait_for(lambda: gw.queue_ids() == [], what="an empty queue")
+    assert gw.queue_ids("incoming") == []
+
+
+def test_deferred_output_is_made_durable(make_gateway, net, pki):
+    port = free_port_on(net.host)
+    hop = f"[{net.host}]:{port}"
+    g = make_gateway(start=False, external_relay_host=hop,
+                     internal_relay_host=hop)
+    setup_store(g, pki, certs=[pki.bob])
+    # A next hop that answers RCPT with 4xx.
+    busy = SmtpSink(net.sink.dir, net.host, port, options=["-r", "rcpt"])
+    try:
+        g.start()
+        msg = header("alice@example.com", "bob@remote.test", "later") + \
+            b"Content-Type: text/plain\r\n\r\nlater\r\n"
+        parent = send_raw(g.port, "alice@example.com", ["bob@remote.test"],
+                          msg)
+        out = g.wait_log(rf"{parent}: engine=smime action=encrypt .* "
+                         r"queued as (\w+)").group(1)
+        g.wait_log(rf"{out}: to=<bob@remote.test>, .*status=deferred")
+        # The original goes once the output is durable.
+        wait_for(lambda: g.queue_ids() == [out] or None, 20,
+                 "the output alone in the queue")
+        g.kill9()
+    finally:
+        busy.stop()
+    g.start()
+    assert g.queue_ids() == [out]
+    ok = SmtpSink(net.sink.dir, net.host, port)
+    try:
+        g.ctl("queue", "flush", "--all")
+        g.wait_log(rf"{out}: to=<bob@remote.test>, .*status=sent")
+        data = [d for e, d in ok.messages() if b"Subject: later" in d]
+        assert len(data) == 1
+        assert decrypts(pki, re.sub(rb"\r?\n", b"\r\n", data[0][:-1])) \
+            == canon(msg)
+    finally:
+        ok.stop()
 
 
 def proc_status(pid):
