@@ -205,6 +205,8 @@ struct mime_enc {
 };
 
 void mime_enc_init(struct mime_enc *, int cte);
+/* Base64 of n octets, padded, no line break: 4 * ((n + 2) / 3) chars. */
+size_t mime_b64_encode(char *out, const unsigned char *in, size_t n);
 void mime_enc_write(struct mime_enc *, struct mime_out *, const void *, size_t);
 void mime_enc_final(struct mime_enc *, struct mime_out *);
 

@@ -10,6 +10,8 @@
 
 #include <openssl/bio.h>
 #include <openssl/buffer.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "common/util.h"
 #include "crypto/mime.h"
@@ -657,6 +659,25 @@ b64_reader(void **state)
 	close(src.fd);
 }
 
+/* The pair-table encoder writes what OpenSSL's does, at every length. */
+static void
+b64_encode_as_openssl(void **state)
+{
+	unsigned char in[200];
+	char ours[280], theirs[280];
+
+	assert_int_equal(RAND_bytes(in, sizeof(in)), 1);
+	in[0] = 0x00, in[1] = 0xff,
+	in[2] = 0xfb; /* the first and last sextets */
+	for (size_t n = 0; n <= sizeof(in); n++) {
+		size_t k = mime_b64_encode(ours, in, n);
+		int m = EVP_EncodeBlock((unsigned char *)theirs, in, (int)n);
+		assert_int_equal(k, (size_t)m);
+		assert_int_equal(k, 4 * ((n + 2) / 3));
+		assert_memory_equal(ours, theirs, k);
+	}
+}
+
 static void
 info_rewrite(void **state)
 {
@@ -710,6 +731,7 @@ main(void)
 		cmocka_unit_test(canon_labels),
 		cmocka_unit_test(canon_multipart),
 		cmocka_unit_test(b64_reader),
+		cmocka_unit_test(b64_encode_as_openssl),
 		cmocka_unit_test(info_rewrite),
 	};
 
