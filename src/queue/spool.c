@@ -203,6 +203,7 @@ static void
 spare_list(struct spool *sp)
 {
 	struct dirent *de;
+	size_t own = 0;
 	DIR *d;
 	int fd;
 
@@ -224,54 +225,96 @@ spare_list(struct spool *sp)
 	closedir(d);
 	if (sp->nspare < SPOOL_SPARE_MAX)
 		sp->spare_est = sp->nspare; /* the whole directory */
+	/*
+	 * A file goes back to the process that made it: the last character
+	 * of its name is that process's slot (the dispatcher receives, the
+	 * engines write outputs, and each gets back as many as it used).
+	 * Others' files are taken only when there is none of one's own, so
+	 * processes seldom reach for the same name.
+	 */
+	for (size_t i = 0; i < sp->nspare; i++)
+		if (sp->spare[i][QID_LEN - 1] == qid_alphabet[sp->slot & 31])
+			memmove(sp->spare[own++], sp->spare[i], QID_LEN + 1);
+	if (own > 0)
+		sp->nspare = own;
+}
+
+/*
+ * Processes that list spare/ at about the same time would try the same
+ * names in the same order: each list is shuffled (xorshift, seeded by the
+ * process and the clock).
+ */
+static void
+spare_shuffle(struct spool *sp)
+{
+	static uint64_t x;
+
+	if (x == 0)
+		x = ((uint64_t)getpid() << 32 ^ clock_mono_us()) | 1;
+	for (size_t i = sp->nspare; i > 1; i--) {
+		char t[QID_LEN + 1];
+		size_t k;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		k = (size_t)(x % i);
+		memcpy(t, sp->spare[i - 1], sizeof(t));
+		memcpy(sp->spare[i - 1], sp->spare[k], sizeof(t));
+		memcpy(sp->spare[k], t, sizeof(t));
+	}
 }
 
 /* A spare file renamed to incoming/qid and opened, or -1. */
 static int
 spare_take(struct spool *sp, const char *qid)
 {
+	bool listed = false;
 	int fd;
 
 	if (sp->dfd[SPOOL_SPARE] == -1)
 		return -1;
-	if (sp->nspare == 0) {
-		/* An empty spare/ is not listed again for a while. */
-		if (sp->spare_skip > 0 && sp->spare_est == 0) {
-			sp->spare_skip--;
-			return -1;
-		}
-		spare_list(sp);
+	for (;;) {
 		if (sp->nspare == 0) {
-			sp->spare_skip = 64;
-			return -1;
-		}
-		/* Processes that list together start at different ends. */
-		if (sp->slot % 2 == 1)
-			for (size_t i = 0, k = sp->nspare - 1; i < k;
-			     i++, k--) {
-				char t[QID_LEN + 1];
-				memcpy(t, sp->spare[i], sizeof(t));
-				memcpy(sp->spare[i], sp->spare[k], sizeof(t));
-				memcpy(sp->spare[k], t, sizeof(t));
+			/* Names all taken by others since: listed once more. */
+			if (listed)
+				return -1;
+			/*
+			 * An empty spare/ is listed again a millisecond later
+			 * at the soonest, unless this process put files there.
+			 */
+			if (sp->spare_est == 0 &&
+			    clock_mono_us() - sp->spare_empty_us < 1000)
+				return -1;
+			spare_list(sp);
+			listed = true;
+			if (sp->nspare == 0) {
+				sp->spare_empty_us = clock_mono_us();
+				return -1;
 			}
-	}
-	while (sp->nspare > 0) {
-		const char *name = sp->spare[--sp->nspare];
-		if (renameat2(sp->dfd[SPOOL_SPARE], name,
-			sp->dfd[SPOOL_INCOMING], qid, RENAME_NOREPLACE) == -1) {
-			if (errno == ENOENT)
-				continue; /* another process took it */
-			return -1;
+			spare_shuffle(sp);
 		}
-		if (sp->spare_est > 0)
-			sp->spare_est--;
-		fd = openat(sp->dfd[SPOOL_INCOMING], qid,
-		    O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-		if (fd == -1)
-			(void)unlinkat(sp->dfd[SPOOL_INCOMING], qid, 0);
-		return fd;
+		while (sp->nspare > 0) {
+			const char *name = sp->spare[--sp->nspare];
+			if (renameat2(sp->dfd[SPOOL_SPARE], name,
+				sp->dfd[SPOOL_INCOMING], qid,
+				RENAME_NOREPLACE) == -1) {
+				if (errno != ENOENT)
+					return -1;
+				/* Another process took it. */
+				if (sp->spare_est > 0)
+					sp->spare_est--;
+				continue;
+			}
+			if (sp->spare_est > 0)
+				sp->spare_est--;
+			fd = openat(sp->dfd[SPOOL_INCOMING], qid,
+			    O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+			if (fd == -1)
+				(void)unlinkat(sp->dfd[SPOOL_INCOMING], qid, 0);
+			return fd;
+		}
 	}
-	return -1;
 }
 
 int

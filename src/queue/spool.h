@@ -102,7 +102,7 @@ struct spool {
 	char (*spare)[QID_LEN + 1];
 	size_t nspare;
 	size_t spare_est;
-	unsigned spare_skip; /* creations until spare/ is listed again */
+	uint64_t spare_empty_us; /* when spare/ was last found empty */
 };
 
 struct spool_writer {

@@ -361,6 +361,49 @@ spare_files_are_reused(void **state)
 	close(fd);
 }
 
+static ino_t
+queue_ino(const char *qid)
+{
+	struct stat st;
+	char *path = xasprintf("%s/queue/%s", tmpdir, qid);
+
+	assert_int_equal(stat(path, &st), 0);
+	free(path);
+	return st.st_ino;
+}
+
+/* Each process gets back the files it made; others' when it has none. */
+static void
+spare_files_go_back_to_their_maker(void **state)
+{
+	struct spool *sp = *state, *other;
+	char a[QID_LEN + 1], b[QID_LEN + 1], q[QID_LEN + 1];
+	const char *why;
+	ino_t ia, ib;
+
+	assert_int_equal(spool_open(tmpdir, false, 5, &other, &why), 0);
+	write_msg(sp, "Subject: a\r\n\r\n", a);
+	write_msg(other, "Subject: b\r\n\r\n", b);
+	ia = queue_ino(a);
+	ib = queue_ino(b);
+	assert_int_equal(spool_retire(sp, SPOOL_QUEUE, b), 0);
+	assert_int_equal(spool_retire(sp, SPOOL_QUEUE, a), 0);
+	/* other found spare/ empty: it looks again a millisecond later. */
+	usleep(2000);
+	write_msg(other, "Subject: c\r\n\r\n", q);
+	assert_int_equal(queue_ino(q), ib);
+	write_msg(sp, "Subject: d\r\n\r\n", q);
+	assert_int_equal(queue_ino(q), ia);
+	/* Only another's file left: taken all the same. */
+	write_msg(sp, "Subject: e\r\n\r\n", a);
+	ia = queue_ino(a);
+	assert_int_equal(spool_retire(sp, SPOOL_QUEUE, a), 0);
+	usleep(2000);
+	write_msg(other, "Subject: f\r\n\r\n", q);
+	assert_int_equal(queue_ino(q), ia);
+	spool_close(&other);
+}
+
 int
 main(void)
 {
@@ -368,6 +411,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    qids_ordered_unique, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    spare_files_go_back_to_their_maker, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    refuses_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(
