@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,15 @@ dispatcher_main(struct role_env *env)
 	char *cpath;
 	int n;
 
+	/*
+	 * Message bodies pass through 64 KB to 256 KB buffers, allocated and
+	 * freed all the time: glibc would map each (past its threshold) or
+	 * give the top of the heap back, and every reuse then faults its
+	 * pages in again (6% of this process at 100 KB messages). Freed
+	 * memory is kept instead, up to 16 MB.
+	 */
+	(void)mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	(void)mallopt(M_TRIM_THRESHOLD, 16 << 20);
 	memset(&d, 0, sizeof(d));
 	d.config_path = env->config_path;
 	d.cfg = config_ref(env->cfg);
