@@ -247,9 +247,11 @@ qmsg_activate(struct qmgr *qm, struct qmsg *m)
 
 	if (spool_read(qm->spool, SPOOL_QUEUE, m->qid, true, &env, &fd, &why) ==
 	    -1) {
-		if (errno == ENOENT)
+		int e = errno;
+
+		if (e == ENOENT)
 			msg_warn("%s: the queue file is gone", m->qid);
-		else if (errno == EBADMSG)
+		else if (e == EBADMSG)
 			(void)spool_quarantine(
 			    qm->spool, SPOOL_QUEUE, m->qid, why);
 		else {
@@ -263,7 +265,8 @@ qmsg_activate(struct qmgr *qm, struct qmsg *m)
 				    1000000);
 			return;
 		}
-		qmsg_settle(m, errno == ENOENT ? ENOENT : EBADMSG);
+		/* A volatile output lost: its parent is transformed again. */
+		qmsg_settle(m, e);
 		qmgr_forget(qm, m);
 		return;
 	}
