@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import BUILD
-from engine_pki import LEGACY, run
+from engine_pki import gpgsm_import_key, run
 from peers import SmtpSink, wait_for
 
 TOOL = os.path.join(BUILD, "tests/tools/smime-tool")
@@ -124,14 +124,9 @@ class GpgSM:
             env=self.env)
         self("--import", pki.root)
         self("--import", pki.inter)
-        # gpgsm 2.2 reads only the old PKCS#12 algorithms.
-        legacy = ["-legacy"] if os.path.exists(LEGACY) else \
-            ["-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES"]
         for lf in leaves:
-            p12 = pki.p(lf.name + ".p12")
-            run("openssl", "pkcs12", "-export", *legacy, "-in", lf.cert,
-                "-inkey", lf.key, "-passout", "pass:test", "-out", p12)
-            self("--import", p12)
+            gpgsm_import_key(self, lf.cert, lf.key,
+                             pki.p(lf.name + ".p12"))
         fpr = run("openssl", "x509", "-in", pki.root, "-noout",
                   "-fingerprint", "-sha1").stdout.decode().split("=")[1]
         with open(os.path.join(self.home, "trustlist.txt"), "w") as f:

@@ -15,10 +15,9 @@ import tempfile
 import pytest
 
 from conftest import BUILD, SANITIZED, TEST_BASE
-from engine_pki import LATIN1, UTF8, b64, leaves
+from engine_pki import LATIN1, UTF8, b64, gpgsm_import_key, leaves
 
 TOOL = os.path.join(BUILD, "tests/tools/smime-tool")
-LEGACY = "/usr/lib/x86_64-linux-gnu/ossl-modules/legacy.so"
 
 
 def run(args, data=b"", check=True, env=None, cwd=None):
@@ -143,12 +142,6 @@ def gpg(pki):
         f.write("disable-crl-checks\n")
     with open(os.path.join(home, "gpg-agent.conf"), "w") as f:
         f.write("allow-loopback-pinentry\n")
-    p12 = os.path.join(pki.dir, "alice.p12")
-    # gpgsm 2.2 reads only the old PKCS#12 algorithms.
-    legacy = ["-legacy"] if os.path.exists(LEGACY) else \
-        ["-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES"]
-    run(["openssl", "pkcs12", "-export", *legacy, "-in", pki.alice.cert,
-         "-inkey", pki.alice.key, "-passout", "pass:test", "-out", p12])
     env = dict(os.environ, GNUPGHOME=home)
 
     def gpgsm(*args, check=True):
@@ -160,7 +153,8 @@ def gpg(pki):
     # passphrase of the PKCS#12 import.
     run(["gpgconf", "--homedir", home, "--launch", "gpg-agent"], env=env)
     gpgsm("--import", pki.ca.cert)
-    gpgsm("--import", p12)
+    gpgsm_import_key(gpgsm, pki.alice.cert, pki.alice.key,
+                     os.path.join(pki.dir, "alice.p12"))
     fpr = run(["openssl", "x509", "-in", pki.ca.cert, "-noout",
                "-fingerprint", "-sha1"]).stdout.decode().split("=")[1]
     with open(os.path.join(home, "trustlist.txt"), "w") as f:
