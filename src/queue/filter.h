@@ -11,12 +11,14 @@
  * - FILTER_DONE: the message, same queue ID, is now SPOOL_FILTERED in
  *   queue/ (spool_mark_stage) and the queue manager delivers it.
  * - FILTER_GONE: the queue ID is no longer in queue/. Either the filter
- *   wrote outputs (new messages, stage SPOOL_FILTERED, parent set, made
- *   durable first) and gave each to qmgr_enqueue(), then removed the
- *   original; or it moved the message to corrupt/ with a log line.
- *   Outputs carry SPOOL_F_OUTPUT: while their parent is still in queue/
- *   (a transform that did not finish) they are never delivered, and the
- *   start-up scan removes them.
+ *   wrote outputs (new messages, stage SPOOL_FILTERED, parent set) and
+ *   gave each to qmgr_enqueue() once durable, or to
+ *   qmgr_enqueue_volatile() before, keeping the original until each has
+ *   settled; then it removed the original. Or it moved the message to
+ *   corrupt/ with a log line. Outputs carry SPOOL_F_OUTPUT: while their
+ *   parent is still in queue/ (a transform that did not finish) they are
+ *   never delivered, but volatile ones, and the start-up scan removes
+ *   them.
  * - FILTER_DEFER: nothing changed; the queue manager offers the message
  *   again after minimal_backoff_time. reason goes to the log.
  * A filter may be asked for many messages at once; it queues them itself.
