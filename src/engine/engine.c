@@ -8,20 +8,18 @@
  *      so that the dispatcher can clean up after an engine that dies;
  *   2. each output is written whole and reported (WRITTEN, with its log
  *      line), then RESULT STAGED: the engine takes the next job;
- *   3. the dispatcher's group committer (queue/commit.c) makes the
- *      outputs durable together with whatever else waits (fsync of each
- *      file, rename into queue/, one fsync of queue/ for the group);
- *   4. the dispatcher removes the original (the commit point) and hands
- *      the outputs to the queue manager (filter_engine.c).
+ *   3. the dispatcher moves the outputs into queue/ and delivers them at
+ *      once; an output whose recipients are not all done is made durable
+ *      by the group committer (queue/commit.c);
+ *   4. once every output has left the queue or is durable, the
+ *      dispatcher removes the original (the commit point;
+ *      filter_engine.c).
  *
  * The engine never waits for the disk. A crash before 4 leaves the
  * original in queue/: its outputs are removed (by the dispatcher, or at
- * the next start) and it is done again. A crash after 4 leaves durable
- * outputs without a parent: they are delivered. The removal of the
- * original is made durable by the committer's next directory sync; a
- * crash before that can bring the original back, and the message is
- * then done again, which can repeat, never lose. A message that changes
- * for nobody is only marked SPOOL_FILTERED (RESULT DONE): no copy.
+ * the next start) and it is done again, which can repeat a delivery,
+ * never lose one. A message that changes for nobody is only marked
+ * SPOOL_FILTERED (RESULT DONE): no copy.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>

@@ -44,7 +44,7 @@ enum eng_status {
 	ENG_GONE, /* replaced by the announced outputs, or quarantined */
 	ENG_DEFER, /* nothing changed: try again later */
 	ENG_STAGED, /* outputs WRITTEN, not yet durable: the dispatcher
-		       commits them and removes the original */
+		       delivers them and removes the original after */
 };
 
 struct eng_msg {

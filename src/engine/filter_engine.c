@@ -294,10 +294,12 @@ job_stage(struct ejob *j)
 		if (renameat2(f->spool->dfd[SPOOL_INCOMING], j->written.v[i],
 			f->spool->dfd[SPOOL_QUEUE], j->written.v[i],
 			RENAME_NOREPLACE) == -1) {
-			msg_warn("%s: cannot queue the output %s: %m", j->qid,
-			    j->written.v[i]);
+			int e = errno;
+
+			msg_warn("%s: cannot queue the output %s: %s", j->qid,
+			    j->written.v[i], strerror(e));
 			snprintf(why, sizeof(why),
-			    "cannot queue the outputs: %s", strerror(errno));
+			    "cannot queue the outputs: %s", strerror(e));
 			job_remove_outputs(j);
 			job_finish(j, FILTER_DEFER, why);
 			return;

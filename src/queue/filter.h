@@ -29,7 +29,6 @@
 struct event_base;
 struct config;
 struct spool;
-struct committer;
 struct qmgr;
 
 enum filter_status {
@@ -46,8 +45,7 @@ struct filter_env {
 	struct event_base *base;
 	struct config *cfg; /* config_ref() it to keep it; set_config() */
 	struct spool *spool;
-	struct committer *committer;
-	struct qmgr *qmgr; /* for qmgr_enqueue() of outputs */
+	struct qmgr *qmgr; /* for qmgr_enqueue[_volatile]() of outputs */
 };
 
 struct filter_ops {

@@ -628,7 +628,7 @@ volatile_commit(struct qmgr *qm, struct qmsg *m)
 {
 	struct spool_writer *w;
 
-	if (spool_writer_adopt(qm->spool, SPOOL_QUEUE, m->qid, &w) == -1) {
+	if (spool_writer_adopt(qm->spool, m->qid, &w) == -1) {
 		qm->pending_ops++;
 		volatile_commit_cb(errno != 0 ? errno : EIO, NULL, m);
 		return;
@@ -863,7 +863,6 @@ qmgr_new(struct event_base *base, struct config *cfg, struct spool *sp,
 	fe.base = base;
 	fe.cfg = cfg;
 	fe.spool = sp;
-	fe.committer = c;
 	fe.qmgr = qm;
 	qm->filter = filter;
 	qm->filter_ctx = filter->create(&fe);

@@ -347,21 +347,14 @@ spool_writer_create(struct spool *sp, struct spool_writer **w_r)
 	memset(w, 0, offsetof(struct spool_writer, buf));
 	w->sp = sp;
 	spool_new_qid(sp, w->qid);
-	if ((fd = spare_take(sp, w->qid)) != -1) {
-		w->fd = fd;
+	if ((fd = spare_take(sp, w->qid)) != -1)
 		w->reused = true;
-		memset(w->buf, 0, SPOOL_HEADER_SIZE);
-		w->buflen = SPOOL_HEADER_SIZE;
-		*w_r = w;
-		return 0;
-	}
-	for (int tries = 0;; tries++) {
-		spool_new_qid(sp, w->qid);
+	for (int tries = 0; fd == -1; tries++) {
+		if (tries > 0)
+			spool_new_qid(sp, w->qid);
 		fd = openat(sp->dfd[SPOOL_INCOMING], w->qid,
 		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd != -1)
-			break;
-		if (errno != EEXIST || tries > 100) {
+		if (fd == -1 && (errno != EEXIST || tries > 100)) {
 			free(w);
 			return -1;
 		}
@@ -573,8 +566,7 @@ spool_writer_release(struct spool_writer **wp)
 }
 
 int
-spool_writer_adopt(struct spool *sp, enum spool_dir dir, const char *qid,
-    struct spool_writer **w_r)
+spool_writer_adopt(struct spool *sp, const char *qid, struct spool_writer **w_r)
 {
 	struct spool_writer *w;
 	int fd;
@@ -583,18 +575,14 @@ spool_writer_adopt(struct spool *sp, enum spool_dir dir, const char *qid,
 		errno = EINVAL;
 		return -1;
 	}
-	if (dir != SPOOL_INCOMING && dir != SPOOL_QUEUE) {
-		errno = EINVAL;
-		return -1;
-	}
-	fd = openat(sp->dfd[dir], qid, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	fd = openat(sp->dfd[SPOOL_QUEUE], qid, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd == -1)
 		return -1;
 	w = xmalloc(sizeof(*w));
 	memset(w, 0, offsetof(struct spool_writer, buf));
 	w->sp = sp;
 	w->fd = fd;
-	w->in_place = dir == SPOOL_QUEUE;
+	w->in_place = true;
 	strlcpy_ms(w->qid, qid, sizeof(w->qid));
 	*w_r = w;
 	return 0;

@@ -160,12 +160,11 @@ int spool_retire(struct spool *, enum spool_dir, const char *qid);
 /* Closes and leaves the file in incoming/ to another process. */
 void spool_writer_release(struct spool_writer **);
 /*
- * Takes over dir/qid, finished by another process (an engine) or already
- * queued, to be synced by committer_submit(): a file in incoming/ is then
- * published to queue/, one in queue/ stays where it is.
+ * Takes over queue/qid, written but not yet synced (a volatile output of
+ * the engines), for committer_submit(): it is synced where it is.
  */
 int spool_writer_adopt(
-    struct spool *, enum spool_dir, const char *qid, struct spool_writer **w_r);
+    struct spool *, const char *qid, struct spool_writer **w_r);
 
 /* Reading. fd is opened O_RDWR when writable (tail appends). */
 int spool_read(struct spool *, enum spool_dir, const char *qid, bool writable,
