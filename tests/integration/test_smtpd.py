@@ -189,6 +189,28 @@ def test_pipelining(gateway, smtp):
     assert b"..leading" not in raw
 
 
+def test_large_message_and_pipelined_quit_in_one_write(gateway, smtp):
+    """600 KB of DATA, its end and QUIT in one write: the server reads
+    what the socket holds at once (beyond libevent's 4 KB), and the data,
+    the dot-unstuffing and the command after it come out whole."""
+    c = smtp(gateway.port)
+    c.cmd("EHLO c.test")
+    assert c.cmd("MAIL FROM:<a@b.test>") == "250 2.1.0 Ok"
+    assert c.cmd("RCPT TO:<x@example.com>") == "250 2.1.5 Ok"
+    assert c.cmd("DATA").startswith("354")
+    lines = [("%05d " % i) + "abcdefghij" * (i % 9) for i in range(12000)]
+    lines[7000] = "." + lines[7000]
+    content = "Subject: big\r\n\r\n" + "\r\n".join(lines) + "\r\n"
+    stuffed = content.replace("\r\n.", "\r\n..")
+    c.send(stuffed + ".\r\nQUIT\r\n")
+    qid = QUEUED.match(c.reply()).group(1)
+    assert c.reply() == "221 2.0.0 Bye"
+    raw = open(os.path.join(gateway.params["queue_directory"], "queue", qid),
+               "rb").read()
+    assert content.encode() in raw
+    assert b"\r\n..07000" not in raw
+
+
 def test_size_limits(make_gateway, smtp):
     gw = make_gateway(before_filter_message_size_limit=20000)
     c = smtp(gw.port)
