@@ -68,6 +68,9 @@ struct smtpd {
 	unsigned nsessions;
 	struct smtp_session *sessions;
 	bool shutting_down;
+	/* Sessions with replies to send once the current callbacks are done. */
+	struct smtp_session *flush_head;
+	struct event *flush_ev;
 };
 
 struct smtp_session {
@@ -90,6 +93,8 @@ struct smtp_session {
 	bool dead; /* the client is gone; free when nothing is pending */
 	bool skip_line;
 	bool starttls; /* switch to TLS once the 220 reply is out */
+	bool flush_queued;
+	struct smtp_session *flush_next;
 	evutil_socket_t fd;
 	/* The transaction. */
 	char *sender;
@@ -113,6 +118,7 @@ static void session_close(struct smtp_session *);
 static void session_read_cb(struct bufferevent *, void *);
 static void session_write_cb(struct bufferevent *, void *);
 static void session_event_cb(struct bufferevent *, short, void *);
+static void session_written(struct smtp_session *);
 
 /* Clients and their connection counts. */
 
@@ -159,6 +165,73 @@ client_dec(struct smtpd *srv, const char *addr)
 
 /* Replies. */
 
+/*
+ * Replies to a clear-text client are written by the session itself, once
+ * the callbacks of this turn of the event loop are done (the replies to a
+ * pipelined group so leave in one write, as Postfix flushes when no
+ * command waits): the bufferevent's write event is enabled only for what
+ * the socket did not take at once. Left to the bufferevent, every reply
+ * cost two epoll_ctl calls (EPOLLOUT on, then off) and a turn of the loop.
+ */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd *srv = arg;
+	struct smtp_session *s;
+
+	while ((s = srv->flush_head) != NULL) {
+		struct evbuffer *out;
+
+		srv->flush_head = s->flush_next;
+		s->flush_queued = false;
+		if (s->dead || s->tls || s->fd == -1)
+			continue;
+		out = bufferevent_get_output(s->bev);
+		/* The bufferevent freezes the start of its output but while
+		 * it writes. */
+		(void)evbuffer_unfreeze(out, 1);
+		while (evbuffer_get_length(out) > 0 &&
+		    evbuffer_write(out, s->fd) > 0)
+			;
+		(void)evbuffer_freeze(out, 1);
+		/* The rest, or the error, is the bufferevent's to meet. */
+		if (evbuffer_get_length(out) > 0)
+			bufferevent_enable(s->bev, EV_WRITE);
+		else
+			session_written(s);
+	}
+}
+
+static void
+flush_later(struct smtp_session *s)
+{
+	struct smtpd *srv = s->srv;
+
+	if (s->tls || s->fd == -1 || s->flush_queued)
+		return;
+	if (srv->flush_ev == NULL &&
+	    (srv->flush_ev = event_new(srv->base, -1, 0, flush_cb, srv)) ==
+		NULL)
+		msg_fatal("out of memory");
+	s->flush_queued = true;
+	s->flush_next = srv->flush_head;
+	srv->flush_head = s;
+	event_active(srv->flush_ev, 0, 0);
+}
+
+static void
+flush_forget(struct smtp_session *s)
+{
+	struct smtp_session **pp = &s->srv->flush_head;
+
+	for (; s->flush_queued && *pp != NULL; pp = &(*pp)->flush_next)
+		if (*pp == s) {
+			*pp = s->flush_next;
+			s->flush_queued = false;
+			return;
+		}
+}
+
 static void __attribute__((format(printf, 2, 3)))
 reply(struct smtp_session *s, const char *fmt, ...)
 {
@@ -169,6 +242,7 @@ reply(struct smtp_session *s, const char *fmt, ...)
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	evbuffer_add(out, "\r\n", 2);
+	flush_later(s);
 }
 
 /* A reply that ends the session: the connection closes once it is sent. */
@@ -1042,6 +1116,16 @@ session_write_cb(struct bufferevent *bev, void *arg)
 
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) != 0)
 		return;
+	/* In clear text, the next replies are written by flush_cb(). */
+	if (!s->tls)
+		bufferevent_disable(s->bev, EV_WRITE);
+	session_written(s);
+}
+
+/* Every reply so far is out. */
+static void
+session_written(struct smtp_session *s)
+{
 	if (s->state == S_CLOSING)
 		session_close(s);
 	else if (s->starttls)
@@ -1115,6 +1199,7 @@ session_close(struct smtp_session *s)
 	    client_id(s, id, sizeof(id)), s->c_ehlo, s->c_helo, s->c_starttls,
 	    s->c_mail, s->c_rcpt, s->c_data, s->c_rset, s->c_quit, s->c_other);
 	txn_reset(s);
+	flush_forget(s);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->fd != -1)
@@ -1189,7 +1274,9 @@ smtpd_accept_fd(struct smtpd *srv, int fd, const char *addr)
 	tv.tv_sec = cfg_int(s->cfg, P_SMTPD_TIMEOUT);
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	/* Writes: see flush_cb() (a bufferevent starts with EV_WRITE on). */
+	bufferevent_disable(s->bev, EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
 	msg_info("connect from %s[%s]", s->name, s->addr);
 	reply(s, "220 %s ESMTP mailseal", cfg_myhostname(s->cfg));
 	return 0;
@@ -1337,6 +1424,8 @@ smtpd_free(struct smtpd **srvp)
 			srv->clients[i] = c->next;
 			free(c);
 		}
+	if (srv->flush_ev != NULL)
+		event_free(srv->flush_ev);
 	config_unref(&srv->cfg);
 	if (srv->tls != NULL)
 		SSL_CTX_free(srv->tls);

@@ -211,6 +211,26 @@ def test_large_message_and_pipelined_quit_in_one_write(gateway, smtp):
     assert b"\r\n..07000" not in raw
 
 
+def test_replies_that_the_socket_cannot_take_at_once(gateway, smtp):
+    """A client that pipelines 500,000 commands and reads nothing for a
+    second: the server's replies back up beyond what the socket takes,
+    the rest is written as the client reads, in order, and the session
+    closes after the last one."""
+    import threading
+    c = smtp(gateway.port)
+    c.cmd("EHLO c.test")
+    n = 500000  # 7 MB of replies: more than the socket buffers hold
+    sender = threading.Thread(
+        target=c.send, args=("NOOP\r\n" * n + "QUIT\r\n",))
+    sender.start()
+    time.sleep(1)
+    for _ in range(n):
+        assert c.reply() == "250 2.0.0 Ok"
+    assert c.reply() == "221 2.0.0 Bye"
+    sender.join()
+    assert c.closed()
+
+
 def test_size_limits(make_gateway, smtp):
     gw = make_gateway(before_filter_message_size_limit=20000)
     c = smtp(gw.port)
