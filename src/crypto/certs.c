@@ -4,6 +4,7 @@
  * selection are in certs_select.c.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,8 +612,37 @@ certs_parse_crls(const void *data, size_t len, STACK_OF(X509_CRL) * *crls_r,
 static void
 hex(const unsigned char *p, size_t n, char *out)
 {
-	for (size_t i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", p[i]);
+	static const char digit[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digit[p[i] >> 4];
+		out[2 * i + 1] = digit[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/*
+ * A certificate's fingerprint is asked for several times per message
+ * (the policy, the plan's key, the log line), mostly of the same parsed
+ * X509 kept in the engine's caches: it is computed once and kept with the
+ * X509 (ex_data, freed with it). The admin's threads may share an X509:
+ * the lock.
+ */
+static int fpr_index = -1;
+static pthread_once_t fpr_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t fpr_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+fpr_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	free(ptr);
+}
+
+static void
+fpr_index_new(void)
+{
+	fpr_index = X509_get_ex_new_index(0, NULL, NULL, NULL, fpr_free);
 }
 
 void
@@ -620,10 +650,28 @@ certs_fpr(X509 *x, char fpr[STORE_FPR_LEN + 1])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
+	char *kept = NULL;
 
+	pthread_once(&fpr_once, fpr_index_new);
+	if (fpr_index >= 0) {
+		pthread_mutex_lock(&fpr_lock);
+		if ((kept = X509_get_ex_data(x, fpr_index)) != NULL)
+			memcpy(fpr, kept, STORE_FPR_LEN + 1);
+		pthread_mutex_unlock(&fpr_lock);
+		if (kept != NULL)
+			return;
+	}
 	if (!X509_digest(x, EVP_sha256(), md, &n) || n != 32)
 		msg_panic("certs_fpr: SHA-256 failed");
 	hex(md, 32, fpr);
+	if (fpr_index >= 0) {
+		kept = xstrdup(fpr);
+		pthread_mutex_lock(&fpr_lock);
+		if (X509_get_ex_data(x, fpr_index) != NULL ||
+		    !X509_set_ex_data(x, fpr_index, kept))
+			free(kept);
+		pthread_mutex_unlock(&fpr_lock);
+	}
 }
 
 static void

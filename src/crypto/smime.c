@@ -290,6 +290,39 @@ write_signature(CMS_ContentInfo *cms, const char *boundary, struct mime_out *o)
 }
 
 /*
+ * The SMIMECapabilities attribute (RFC 8551 2.5.2) that CMS_add1_signer()
+ * would make anew for every signature, asking the providers for each
+ * cipher: the same list, made once.
+ */
+static STACK_OF(X509_ALGOR) *smimecap;
+static pthread_once_t smimecap_once = PTHREAD_ONCE_INIT;
+
+static void
+smimecap_init(void)
+{
+	if (!CMS_add_standard_smimecap(&smimecap)) {
+		sk_X509_ALGOR_pop_free(smimecap, X509_ALGOR_free);
+		smimecap = NULL;
+	}
+}
+
+static CMS_SignerInfo *
+add_signer(CMS_ContentInfo *cms, const struct smime_signer *s,
+    const EVP_MD *md)
+{
+	CMS_SignerInfo *si;
+
+	pthread_once(&smimecap_once, smimecap_init);
+	if (smimecap == NULL)
+		return CMS_add1_signer(cms, s->cert, s->key, md, 0);
+	if ((si = CMS_add1_signer(cms, s->cert, s->key, md,
+		 CMS_NOSMIMECAP)) == NULL ||
+	    !CMS_add_smimecap(si, smimecap))
+		return NULL;
+	return si;
+}
+
+/*
  * The multipart/signed entity (RFC 8551 3.5.3, RFC 1847 2.1): the
  * canonical inner entity is written and digested in one pass, then the
  * detached SignedData follows.
@@ -312,7 +345,7 @@ write_signed(const struct mime_tree *t, const struct smime_signer *s,
 	cms = CMS_sign(
 	    NULL, NULL, NULL, NULL, CMS_DETACHED | CMS_PARTIAL | CMS_BINARY);
 	if (cms == NULL ||
-	    CMS_add1_signer(cms, s->cert, s->key, md, 0) == NULL) {
+	    add_signer(cms, s, md) == NULL) {
 		*error_r = ssl_reason("cannot sign with this key");
 		goto out;
 	}

@@ -116,6 +116,20 @@ def test_sign_and_encrypt(gw, net, pki, gpg):
     sig = base64.b64decode(sigpart.split(b"\r\n\r\n", 1)[1])
     g = gpg("--verify", write(pki, "g.sig", sig), write(pki, "g.ent", entity))
     assert b"Good signature" in g.stderr, g.stderr
+    # The SMIMECapabilities attribute (made once per engine, not per
+    # message) lists what OpenSSL's own signer lists.
+    def capabilities(der_file):
+        info = run("openssl", "cms", "-cmsout", "-print", "-inform", "DER",
+                   "-in", der_file).stdout
+        caps = info.split(b"S/MIME Capabilities", 1)[1]
+        return re.findall(rb"OBJECT +:(\S+)|INTEGER +:(\S+)",
+                          caps.split(b"signatureAlgorithm", 1)[0])
+    ours = capabilities(write(pki, "g.sig", sig))
+    run("openssl", "cms", "-sign", "-binary", "-outform", "DER",
+        "-in", write(pki, "o.txt", b"x"), "-signer", pki.alice.cert,
+        "-inkey", pki.alice.key, "-out", pki.p("o.der"))
+    assert ours == capabilities(pki.p("o.der"))
+    assert (b"aes-256-cbc", b"") in ours
     d = gpg("--decrypt", write(pki, "g2.der", base64.b64decode(
         data.split(b"\r\n\r\n", 1)[1])))
     assert d.stdout == inner
