@@ -633,8 +633,8 @@ static pthread_once_t fpr_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t fpr_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
-fpr_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-    void *argp)
+fpr_free(
+    void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
 	free(ptr);
 }

@@ -294,7 +294,7 @@ write_signature(CMS_ContentInfo *cms, const char *boundary, struct mime_out *o)
  * would make anew for every signature, asking the providers for each
  * cipher: the same list, made once.
  */
-static STACK_OF(X509_ALGOR) *smimecap;
+static STACK_OF(X509_ALGOR) * smimecap;
 static pthread_once_t smimecap_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -307,16 +307,15 @@ smimecap_init(void)
 }
 
 static CMS_SignerInfo *
-add_signer(CMS_ContentInfo *cms, const struct smime_signer *s,
-    const EVP_MD *md)
+add_signer(CMS_ContentInfo *cms, const struct smime_signer *s, const EVP_MD *md)
 {
 	CMS_SignerInfo *si;
 
 	pthread_once(&smimecap_once, smimecap_init);
 	if (smimecap == NULL)
 		return CMS_add1_signer(cms, s->cert, s->key, md, 0);
-	if ((si = CMS_add1_signer(cms, s->cert, s->key, md,
-		 CMS_NOSMIMECAP)) == NULL ||
+	if ((si = CMS_add1_signer(cms, s->cert, s->key, md, CMS_NOSMIMECAP)) ==
+		NULL ||
 	    !CMS_add_smimecap(si, smimecap))
 		return NULL;
 	return si;
@@ -344,8 +343,7 @@ write_signed(const struct mime_tree *t, const struct smime_signer *s,
 	}
 	cms = CMS_sign(
 	    NULL, NULL, NULL, NULL, CMS_DETACHED | CMS_PARTIAL | CMS_BINARY);
-	if (cms == NULL ||
-	    add_signer(cms, s, md) == NULL) {
+	if (cms == NULL || add_signer(cms, s, md) == NULL) {
 		*error_r = ssl_reason("cannot sign with this key");
 		goto out;
 	}

@@ -188,6 +188,9 @@ spool_qid_time(const char *qid)
 
 /* Writing. */
 
+/* Pieces at least this large are written without the buffer. */
+#define SPOOL_WRITE_DIRECT (8 * 1024)
+
 static void
 writer_flush(struct spool_writer *w)
 {
@@ -375,6 +378,16 @@ spool_writer_write(struct spool_writer *w, const void *data, size_t len)
 	w->content_len += len;
 	if (w->error != 0)
 		return;
+	/*
+	 * A large piece (the engine hands over 16 KB at a time) goes to the
+	 * file at once, after what is buffered: not copied through the buffer.
+	 */
+	if (len >= SPOOL_WRITE_DIRECT) {
+		writer_flush(w);
+		if (w->error == 0 && write_full(w->fd, p, len) == -1)
+			w->error = errno;
+		return;
+	}
 	while (len > 0) {
 		size_t n = sizeof(w->buf) - w->buflen;
 		if (n == 0) {

@@ -404,11 +404,62 @@ spare_files_go_back_to_their_maker(void **state)
 	spool_close(&other);
 }
 
+/*
+ * Content written in pieces small and large (large ones bypass the
+ * writer's buffer) comes back whole and in order, the header too.
+ */
+static void
+pieces_small_and_large(void **state)
+{
+	struct spool *sp = *state;
+	static const size_t sizes[] = { 13, 20000, 1, 8192, 8191, 65536, 70000,
+		5, 65535, 3 };
+	struct spool_writer *w;
+	struct spool_env env, *back;
+	char qid[QID_LEN + 1];
+	unsigned char *content, *got;
+	size_t total = 0, off = 0;
+	const char *why;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		total += sizes[i];
+	content = xmalloc(total);
+	got = xmalloc(total);
+	for (size_t i = 0; i < total; i++)
+		content[i] = (unsigned char)(i * 7 + i / 251);
+	memset(&env, 0, sizeof(env));
+	env.stage = SPOOL_RECEIVED;
+	env.sender = "sender@example.com";
+	spool_env_add_rcpt(&env, "a@example.com", NULL, 0);
+	assert_int_equal(spool_writer_create(sp, &w), 0);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		spool_writer_write(w, content + off, sizes[i]);
+		off += sizes[i];
+	}
+	assert_int_equal(spool_writer_commit(w, &env), 0);
+	memcpy(qid, w->qid, QID_LEN + 1);
+	spool_writer_free(&w);
+	free(env.rcpt[0].addr);
+	free(env.rcpt);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, true, &back, &fd, &why), 0);
+	assert_int_equal(back->content_len, total);
+	assert_int_equal(spool_read_content(fd, back, 0, got, total), total);
+	assert_memory_equal(got, content, total);
+	spool_env_free(&back);
+	close(fd);
+	free(content);
+	free(got);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    pieces_small_and_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    qids_ordered_unique, setup, teardown),
 		cmocka_unit_test_setup_teardown(
