@@ -349,6 +349,7 @@ spool_writer_create(struct spool *sp, struct spool_writer **w_r)
 	w = xmalloc(sizeof(*w));
 	memset(w, 0, offsetof(struct spool_writer, buf));
 	w->sp = sp;
+	w->last = '\n'; /* the content starts a line */
 	spool_new_qid(sp, w->qid);
 	if ((fd = spare_take(sp, w->qid)) != -1)
 		w->reused = true;
@@ -376,6 +377,21 @@ spool_writer_write(struct spool_writer *w, const void *data, size_t len)
 	const unsigned char *p = data;
 
 	w->content_len += len;
+	if (len > 0 && !w->dot_line) {
+		/* A '.' at the start of the content or after an LF. */
+		const unsigned char *d = p;
+
+		while ((d = memchr(d, '.', len - (size_t)(d - p))) != NULL) {
+			if ((d == p ? w->last : d[-1]) == '\n') {
+				w->dot_line = true;
+				break;
+			}
+			if (++d == p + len)
+				break;
+		}
+	}
+	if (len > 0)
+		w->last = p[len - 1];
 	if (w->error != 0)
 		return;
 	/*
@@ -484,6 +500,12 @@ spool_writer_finish(struct spool_writer *w, struct spool_env *env)
 	struct rec r = { 0 };
 	uint64_t env_off = SPOOL_HEADER_SIZE + w->content_len;
 
+	uint32_t flags = 0;
+
+	if (!w->dot_line)
+		flags |= SPOOL_CONTENT_NO_DOT_LINE;
+	if (w->content_len > 0 && w->last == '\n')
+		flags |= SPOOL_CONTENT_ENDS_LF;
 	memcpy(env->qid, w->qid, sizeof(env->qid));
 	env_encode(env, &r);
 	spool_writer_write(w, r.p, r.len);
@@ -498,6 +520,7 @@ spool_writer_finish(struct spool_writer *w, struct spool_env *env)
 	put64(hdr + 24, w->content_len);
 	put64(hdr + 32, env_off);
 	put64(hdr + 40, r.len);
+	put32(hdr + 48, flags);
 	put32(hdr + 60, crc32_update(0, hdr, 60));
 	if (w->error == 0 &&
 	    pwrite(w->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
@@ -508,6 +531,7 @@ spool_writer_finish(struct spool_writer *w, struct spool_env *env)
 		w->error = errno;
 	env->content_off = SPOOL_HEADER_SIZE;
 	env->content_len = w->content_len;
+	env->content_flags = flags;
 	env->tail_end = env->file_size = env_off + r.len;
 	if (w->error != 0) {
 		errno = w->error;
@@ -888,6 +912,7 @@ spool_read_fd(int fd, struct spool_env **env_r, const char **error_r)
 		goto fail;
 	env->content_off = coff;
 	env->content_len = clen;
+	env->content_flags = get32(hdr + 48);
 	env->file_size = (uint64_t)st.st_size;
 
 	/* The tail: records up to the first torn one. */

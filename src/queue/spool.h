@@ -4,7 +4,8 @@
  * then renamed into queue/ and the directory synced; a file in queue/ or
  * hold/ is therefore always complete. Its layout (version 1):
  *
- *   header    64 bytes: magic "MAILSEAL", version, offsets, CRC
+ *   header    64 bytes: magic "MAILSEAL", version, offsets, content
+ *             flags (at 48; 0 in files of older writers), CRC
  *   content   the message as received, CRLF line ends, dot-unstuffed
  *   envelope  typed records (type, u32 length, bytes), ended by an 'E'
  *             record with the CRC-32 of the envelope
@@ -26,6 +27,13 @@
 #define QID_LEN 12
 #define SPOOL_VERSION 1
 #define SPOOL_HEADER_SIZE 64
+
+/*
+ * Content flags in the header, set by the writer from what it was given.
+ * No flag is also right: a reader that needs to know looks itself.
+ */
+#define SPOOL_CONTENT_NO_DOT_LINE 0x1 /* no line starts with '.' */
+#define SPOOL_CONTENT_ENDS_LF 0x2 /* the last octet is LF */
 
 enum spool_dir {
 	SPOOL_INCOMING,
@@ -86,6 +94,7 @@ struct spool_env {
 	size_t nrcpt;
 	/* Filled in by the reader. */
 	uint64_t content_off, content_len;
+	uint32_t content_flags; /* SPOOL_CONTENT_* */
 	uint32_t attempts;
 	uint64_t next_try_us;
 	bool warned;
@@ -110,6 +119,8 @@ struct spool_writer {
 	int fd;
 	char qid[QID_LEN + 1];
 	uint64_t content_len;
+	bool dot_line; /* a line of the content starts with '.' */
+	unsigned char last; /* the last octet of the content so far */
 	bool reused; /* a spare file: cut to its new size at finish */
 	bool in_place; /* adopted in queue/: publishing leaves it there */
 	int error; /* errno of the first failure, 0 if none */

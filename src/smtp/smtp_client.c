@@ -1244,6 +1244,31 @@ content_8bit(struct smtpc *s, bool *yes_r)
 	return 0;
 }
 
+/*
+ * In clear text, content that has no line to dot-stuff and ends a line
+ * (the spool writer noted both) goes from the queue file to the socket
+ * without passing through this process: libevent sends a file segment
+ * with sendfile(2). Anything else is pumped through data_put().
+ */
+static void
+body_sendfile(struct smtpc *s)
+{
+	const struct spool_env *env = s->txn->env;
+	const uint32_t need = SPOOL_CONTENT_NO_DOT_LINE | SPOOL_CONTENT_ENDS_LF;
+	int fd;
+
+	if ((env->content_flags & need) != need || env->content_len == 0 ||
+	    (fd = dup(s->txn->fd)) == -1)
+		return;
+	if (evbuffer_add_file(bufferevent_get_output(s->bev), fd,
+		(ev_off_t)env->content_off, (ev_off_t)env->content_len) == -1) {
+		close(fd);
+		return;
+	}
+	s->body_off = env->content_len;
+	s->bol = true;
+}
+
 static void
 body_start(struct smtpc *s)
 {
@@ -1268,6 +1293,8 @@ body_start(struct smtpc *s)
 			s->m8 = mime8_new(data_put, s);
 	}
 	s->phase = PH_BODY;
+	if (s->m8 == NULL && !s->tls_active)
+		body_sendfile(s);
 	bufferevent_setwatermark(s->bev, EV_WRITE, SMTPC_OUT_HIGH / 4, 0);
 	arm_timeouts(s);
 	body_pump(s);

@@ -481,3 +481,32 @@ def test_one_transaction_per_destination(make_gateway, net):
                                 ("<d@remote.test>",)])
     assert got["other"] == [("<e@other.test>",)]
     assert gw.log().count(f"{qid}: to=<") == 6
+
+
+@pytest.mark.parametrize("dots", [False, True])
+def test_content_goes_out_whole(make_gateway, net, dots):
+    """300 KB, with and without lines that start with '.': without, the
+    content goes from the queue file to the socket by sendfile; with,
+    through the dot-stuffing pump. Both arrive as they were sent, also
+    past the socket's buffer, and a lone '.' line does not end the
+    message early."""
+    mx = net.peer("127.0.0.21")
+    sink = net.sink("127.0.0.22")
+    gw = make_gateway(external_relay_host=f"[127.0.0.21]:{mx.port}",
+                      internal_relay_host=f"[127.0.0.22]:{sink.port}")
+    lines = [f"{i:05d} " + "abcdefghij" * (i % 8) for i in range(6000)]
+    if dots:
+        lines[10] = "."
+        lines[3000] = ".. two"
+        lines[5999] = ".last"
+    content = ("From: <alice@example.com>\r\nTo: <bob@remote.test>\r\n"
+               "Subject: whole\r\n\r\n" + "\r\n".join(lines) + "\r\n").encode()
+    qid = send(gw.port, "alice@example.com",
+               ["bob@remote.test", "carol@example.com"], content)
+    gw.wait_log(rf"{qid}: removed")
+    data = mx.wait(1)[0]["data"]
+    assert data.endswith(content) and data.startswith(b"Received: ")
+    # smtp-sink, Postfix's own, reads the same bytes (it stores LF ends
+    # and a blank line after the message).
+    env, got = sink.wait(1)[0]
+    assert got.endswith(content.replace(b"\r\n", b"\n") + b"\n")

@@ -453,6 +453,73 @@ pieces_small_and_large(void **state)
 	free(got);
 }
 
+/* The content flags in the header: dot lines and the last octet. */
+static uint32_t
+flags_of(struct spool *sp, const char *const *pieces)
+{
+	struct spool_writer *w;
+	struct spool_env env, *back;
+	char qid[QID_LEN + 1];
+	const char *why;
+	uint32_t flags;
+
+	memset(&env, 0, sizeof(env));
+	env.stage = SPOOL_RECEIVED;
+	env.sender = "";
+	spool_env_add_rcpt(&env, "a@example.com", NULL, 0);
+	assert_int_equal(spool_writer_create(sp, &w), 0);
+	for (; *pieces != NULL; pieces++)
+		spool_writer_write(w, *pieces, strlen(*pieces));
+	assert_int_equal(spool_writer_commit(w, &env), 0);
+	memcpy(qid, w->qid, QID_LEN + 1);
+	spool_writer_free(&w);
+	assert_int_equal(env.content_flags & 3, env.content_flags);
+	free(env.rcpt[0].addr);
+	free(env.rcpt);
+	assert_int_equal(
+	    spool_read(sp, SPOOL_QUEUE, qid, false, &back, NULL, &why), 0);
+	flags = back->content_flags;
+	assert_int_equal(flags, env.content_flags);
+	spool_env_free(&back);
+	return flags;
+}
+
+static void
+content_flags(void **state)
+{
+	struct spool *sp = *state;
+	const uint32_t none = SPOOL_CONTENT_NO_DOT_LINE,
+		       lf = SPOOL_CONTENT_ENDS_LF;
+
+	assert_int_equal(
+	    flags_of(sp, (const char *[]){ "a.b\r\n. c", NULL }), 0);
+	assert_int_equal(
+	    flags_of(sp, (const char *[]){ "a.b.\r\nc.\r\n", NULL }),
+	    none | lf);
+	assert_int_equal(flags_of(sp, (const char *[]){ ".a\r\n", NULL }), lf);
+	/* A line that starts across two pieces. */
+	assert_int_equal(
+	    flags_of(sp, (const char *[]){ "a\r\n", ".\r\n", NULL }), lf);
+	assert_int_equal(
+	    flags_of(sp, (const char *[]){ "a.", "b\r\n", "c", NULL }), none);
+	assert_int_equal(flags_of(sp, (const char *[]){ "", NULL }), none);
+	/* The dot after the last LF of a large piece. */
+	{
+		char *big = xmalloc(20001);
+		memset(big, 'x', 20000);
+		big[19997] = '\n';
+		big[19998] = '.';
+		big[20000] = '\0';
+		assert_int_equal(
+		    flags_of(sp, (const char *[]){ big, NULL }), 0);
+		big[19998] = 'y';
+		big[19999] = '\n';
+		assert_int_equal(
+		    flags_of(sp, (const char *[]){ big, NULL }), none | lf);
+		free(big);
+	}
+}
+
 int
 main(void)
 {
@@ -460,6 +527,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    pieces_small_and_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(content_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    qids_ordered_unique, setup, teardown),
 		cmocka_unit_test_setup_teardown(
