@@ -375,17 +375,19 @@ scan_next_line(struct scan *s, struct scan_line *l)
 	unsigned char *nl;
 	size_t avail = r->rlen - r->rpos;
 
+	nl = avail > 0 ? memchr(r->buf + r->rpos, '\n', avail) : NULL;
 	/* A line that goes on past the buffer: read more first. */
-	if ((avail == 0 || memchr(r->buf + r->rpos, '\n', avail) == NULL) &&
-	    r->pos < r->end && scan_refill(s) == -1)
-		return -1;
-	avail = r->rlen - r->rpos;
+	if (nl == NULL && r->pos < r->end) {
+		if (scan_refill(s) == -1)
+			return -1;
+		avail = r->rlen - r->rpos;
+		nl = avail > 0 ? memchr(r->buf + r->rpos, '\n', avail) : NULL;
+	}
 	if (avail == 0)
 		return 0;
 	l->off = r->pos - r->rlen + r->rpos;
 	l->p = r->buf + r->rpos;
 	l->bol = s->next_bol;
-	nl = memchr(l->p, '\n', avail);
 	if (nl != NULL) {
 		l->len = (size_t)(nl - l->p) + 1;
 		l->eol = l->len >= 2 && nl[-1] == '\r' ? 2 : 1;
