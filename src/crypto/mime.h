@@ -177,7 +177,7 @@ struct mime_out {
 	unsigned char last; /* the last octet written */
 	uint64_t written;
 	size_t len;
-	unsigned char buf[16384];
+	unsigned char buf[65536];
 };
 
 void mime_out_init(struct mime_out *, BIO *bio);

@@ -136,7 +136,7 @@ void
 mime_out_copy(
     struct mime_out *o, const struct mime_src *src, uint64_t off, uint64_t len)
 {
-	unsigned char buf[16384];
+	unsigned char buf[65536];
 	size_t k;
 
 	while (len > 0 && o->error == 0) {

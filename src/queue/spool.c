@@ -395,7 +395,7 @@ spool_writer_write(struct spool_writer *w, const void *data, size_t len)
 	if (w->error != 0)
 		return;
 	/*
-	 * A large piece (the engine hands over 16 KB at a time) goes to the
+	 * A large piece (the engine hands over 64 KB at a time) goes to the
 	 * file at once, after what is buffered: not copied through the buffer.
 	 */
 	if (len >= SPOOL_WRITE_DIRECT) {
