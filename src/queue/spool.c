@@ -499,7 +499,6 @@ spool_writer_finish(struct spool_writer *w, struct spool_env *env)
 	unsigned char hdr[SPOOL_HEADER_SIZE];
 	struct rec r = { 0 };
 	uint64_t env_off = SPOOL_HEADER_SIZE + w->content_len;
-
 	uint32_t flags = 0;
 
 	if (!w->dot_line)

@@ -1,6 +1,7 @@
 """The SMTP server: appendix C, the relay matrix, limits, TLS, reload."""
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -228,6 +229,18 @@ def test_replies_that_the_socket_cannot_take_at_once(gateway, smtp):
         assert c.reply() == "250 2.0.0 Ok"
     assert c.reply() == "221 2.0.0 Bye"
     sender.join()
+    assert c.closed()
+
+
+def test_shutdown_says_421_to_idle_sessions(gateway, smtp):
+    """On SIGTERM a session between commands gets 421 and is closed (the
+    reply goes out through the session's own write, the event loop still
+    turning for the shutdown's grace period)."""
+    c = smtp(gateway.port)
+    c.cmd("EHLO c.test")
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert re.match(r"^421 4\.3\.2 gw\.example\.com Service shutting down$",
+                    c.reply())
     assert c.closed()
 
 
