@@ -1,3 +1,4 @@
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -1245,6 +1246,36 @@ content_8bit(struct smtpc *s, bool *yes_r)
 }
 
 /*
+ * Whether sendfile(2) works from the queue's file system: most do, some
+ * (FUSE without splice) refuse with EINVAL, which libevent would report as
+ * a failed write on every delivery. Tried once, with the first queue file
+ * to send, into a socket pair.
+ */
+static bool
+sendfile_works(int fd)
+{
+	static int works = -1;
+	int sv[2];
+
+	if (works == -1) {
+		off_t off = 0;
+
+		works = 0;
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ==
+		    0) {
+			works = sendfile(sv[0], fd, &off, 1) == 1;
+			close(sv[0]);
+			close(sv[1]);
+		}
+		if (!works)
+			msg_info(
+			    "sendfile(2) from the queue directory does not "
+			    "work: message bodies are copied");
+	}
+	return works == 1;
+}
+
+/*
  * In clear text, content that has no line to dot-stuff and ends a line
  * (the spool writer noted both) goes from the queue file to the socket
  * without passing through this process: libevent sends a file segment
@@ -1258,7 +1289,7 @@ body_sendfile(struct smtpc *s)
 	int fd;
 
 	if ((env->content_flags & need) != need || env->content_len == 0 ||
-	    (fd = dup(s->txn->fd)) == -1)
+	    !sendfile_works(s->txn->fd) || (fd = dup(s->txn->fd)) == -1)
 		return;
 	if (evbuffer_add_file(bufferevent_get_output(s->bev), fd,
 		(ev_off_t)env->content_off, (ev_off_t)env->content_len) == -1) {

@@ -510,3 +510,6 @@ def test_content_goes_out_whole(make_gateway, net, dots):
     # and a blank line after the message).
     env, got = sink.wait(1)[0]
     assert got.endswith(content.replace(b"\r\n", b"\n") + b"\n")
+    # The queue directory's file system did take sendfile(2).
+    assert "sendfile(2) from the queue directory does not work" \
+        not in gw.log()
