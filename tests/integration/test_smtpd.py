@@ -5,6 +5,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -217,7 +218,6 @@ def test_replies_that_the_socket_cannot_take_at_once(gateway, smtp):
     second: the server's replies back up beyond what the socket takes,
     the rest is written as the client reads, in order, and the session
     closes after the last one."""
-    import threading
     c = smtp(gateway.port)
     c.cmd("EHLO c.test")
     n = 500000  # 7 MB of replies: more than the socket buffers hold
