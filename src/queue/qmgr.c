@@ -628,12 +628,11 @@ volatile_commit(struct qmgr *qm, struct qmsg *m)
 {
 	struct spool_writer *w;
 
+	qm->pending_ops++;
 	if (spool_writer_adopt(qm->spool, m->qid, &w) == -1) {
-		qm->pending_ops++;
 		volatile_commit_cb(errno != 0 ? errno : EIO, NULL, m);
 		return;
 	}
-	qm->pending_ops++;
 	committer_submit(qm->committer, w, volatile_commit_cb, m);
 }
 

@@ -43,34 +43,25 @@ qmsg_busy(const struct qmsg *m)
 static bool
 op_hold(struct qmgr *qm, struct qmsg *m)
 {
-	if (m->state != QM_HOLD && qmsg_busy(m)) {
+	if (m->state == QM_HOLD)
+		return true;
+	if (qmsg_busy(m)) {
 		m->want_hold = true;
 		return true;
 	}
-	switch (m->state) {
-	case QM_HOLD:
-		return true;
-	case QM_FILTER:
-	case QM_ACTIVE:
-		m->want_hold = true;
-		return true;
-	case QM_READY:
+	/* Waiting or ready. */
+	if (m->state == QM_READY)
 		TAILQ_REMOVE(&qm->ready, m, ready_link);
-		/* FALLTHROUGH */
-	case QM_WAIT:
-		evtimer_del(m->timer);
-		m->state = QM_WAIT;
-		if (spool_move(qm->spool, m->qid, SPOOL_QUEUE, SPOOL_HOLD) ==
-		    -1) {
-			msg_warn("%s: cannot move to hold: %m", m->qid);
-			qmgr_make_ready(qm, m);
-			return false;
-		}
-		m->state = QM_HOLD;
-		msg_info("%s: placed on hold", m->qid);
-		return true;
+	evtimer_del(m->timer);
+	m->state = QM_WAIT;
+	if (spool_move(qm->spool, m->qid, SPOOL_QUEUE, SPOOL_HOLD) == -1) {
+		msg_warn("%s: cannot move to hold: %m", m->qid);
+		qmgr_make_ready(qm, m);
+		return false;
 	}
-	return false;
+	m->state = QM_HOLD;
+	msg_info("%s: placed on hold", m->qid);
+	return true;
 }
 
 static bool
