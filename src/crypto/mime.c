@@ -275,6 +275,125 @@ mime_field_value(const struct mime_field *f)
 	return v;
 }
 
+/*
+ * The plain forms of a From value: "local@domain", "<local@domain>" and
+ * either after a display name of words or one quoted string, with the
+ * conservative characters below. These take no GMime parse (GObjects for
+ * every message); the rest go to internet_address_list_parse. The result
+ * is the same either way (test_mime compares the two).
+ */
+static bool
+simple_addr_char(int c, bool domain)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '-')
+		return true;
+	return !domain && (c == '_' || c == '+');
+}
+
+/* Dot-separated runs of simple characters up to end; no "xn--" label. */
+static bool
+simple_dot_atom(const char *p, const char *end, bool domain)
+{
+	const char *run = p;
+
+	if (p == end)
+		return false;
+	for (; p <= end; p++) {
+		if (p < end && simple_addr_char((unsigned char)*p, domain))
+			continue;
+		if (p < end && *p != '.')
+			return false;
+		if (p == run)
+			return false; /* empty run: a leading, double or last dot */
+		if (domain && p - run >= 4 && strncasecmp(run, "xn--", 4) == 0)
+			return false; /* IDN: GMime decodes it */
+		run = p + 1;
+	}
+	return true;
+}
+
+static char *
+simple_addr(const char *p, const char *end)
+{
+	const char *at = memchr(p, '@', (size_t)(end - p));
+	char *addr;
+
+	if (at == NULL || !simple_dot_atom(p, at, false) ||
+	    !simple_dot_atom(at + 1, end, true))
+		return NULL;
+	addr = xstrndup(p, (size_t)(end - p));
+	str_lower(addr);
+	return addr;
+}
+
+static bool
+simple_phrase(const char *p, const char *end)
+{
+	if (p < end && *p == '"') {
+		for (p++; p < end - 1; p++)
+			if (*p == '"' || *p == '\\' || *p < 0x20 || *p > 0x7e)
+				return false;
+		return end - p == 1 && *p == '"';
+	}
+	for (; p < end; p++)
+		if (!simple_addr_char((unsigned char)*p, false) && *p != ' ' &&
+		    *p != '\'')
+			return false;
+	return true;
+}
+
+static char *
+simple_mailbox(const char *v)
+{
+	const char *end = v + strlen(v), *lt, *ne;
+
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	if (end == v)
+		return NULL;
+	if (end[-1] != '>')
+		return simple_addr(v, end);
+	if ((lt = memchr(v, '<', (size_t)(end - v))) == NULL)
+		return NULL;
+	/* The display name, white space before the bracket trimmed. */
+	ne = lt;
+	while (ne > v && (ne[-1] == ' ' || ne[-1] == '\t'))
+		ne--;
+	if (!simple_phrase(v, ne))
+		return NULL;
+	return simple_addr(lt + 1, end - 1);
+}
+
+char *
+mime_from_mailbox(const char *value)
+{
+	InternetAddressList *l;
+	InternetAddress *a;
+	char *addr;
+
+	if ((addr = simple_mailbox(value)) != NULL)
+		return addr;
+	pthread_once(&gmime_once, gmime_init_once);
+	if (strlen(value) > MIME_MAX_VALUE ||
+	    (l = internet_address_list_parse(NULL, value)) == NULL)
+		return NULL;
+	if (internet_address_list_length(l) == 1 &&
+	    INTERNET_ADDRESS_IS_MAILBOX(
+		a = internet_address_list_get_address(l, 0))) {
+		const char *s = internet_address_mailbox_get_addr(
+		    INTERNET_ADDRESS_MAILBOX(a));
+		if (s != NULL && *s != '\0') {
+			addr = xstrdup(s);
+			str_lower(addr);
+		}
+	}
+	g_object_unref(l);
+	return addr;
+}
+
 int
 mime_part_header(const struct mime_tree *t, size_t idx, char **buf_r,
     size_t *len_r, const char **error_r)

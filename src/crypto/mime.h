@@ -157,6 +157,11 @@ bool mime_field_is(const struct mime_field *, const char *name);
 bool mime_field_has_prefix(const struct mime_field *, const char *prefix);
 /* The value unfolded and trimmed, NUL-terminated (xmalloc). */
 char *mime_field_value(const struct mime_field *);
+/*
+ * The address of a From value holding one mailbox, lower case (xmalloc);
+ * NULL if it holds none or more than one (RFC 5322 3.6.2).
+ */
+char *mime_from_mailbox(const char *value);
 /* Reads a part's header fields into memory (xmalloc, NUL-terminated). */
 int mime_part_header(const struct mime_tree *, size_t idx, char **buf_r,
     size_t *len_r, const char **error_r);

@@ -235,6 +235,35 @@ b64_line(struct mime_enc *e, struct mime_out *o)
 	e->nin = 0;
 }
 
+/*
+ * Whole lines of input encoded straight into the output buffer, not
+ * copied through e->in and a line buffer first; returns what it took.
+ */
+static size_t
+b64_whole_lines(
+    struct mime_enc *e, struct mime_out *o, const unsigned char *p, size_t n)
+{
+	const size_t in = sizeof(e->in), width = 4 * ((sizeof(e->in) + 2) / 3);
+	size_t done = 0;
+	char *d;
+
+	out_clean(o, NULL, 0); /* a CR held back goes out first */
+	for (; n - done >= in; done += in) {
+		if (sizeof(o->buf) - o->len < width + 2)
+			out_drain(o);
+		d = (char *)o->buf + o->len;
+		if (!e->first_line) {
+			*d++ = '\r';
+			*d++ = '\n';
+		}
+		d += mime_b64_encode(d, p + done, in);
+		o->len = (size_t)(d - (char *)o->buf);
+		o->last = (unsigned char)d[-1];
+		e->first_line = false;
+	}
+	return done;
+}
+
 /* RFC 2045 6.7: a token of width w, after a soft break if needed. */
 static void
 qp_token(struct mime_enc *e, struct mime_out *o, const char *s, size_t w)
@@ -327,7 +356,14 @@ mime_enc_write(
 
 	if (e->cte == MIME_CTE_BASE64) {
 		while (n > 0) {
-			size_t k = sizeof(e->in) - e->nin;
+			size_t k;
+			if (e->nin == 0 && n >= sizeof(e->in)) {
+				k = b64_whole_lines(e, o, p, n);
+				p += k;
+				n -= k;
+				continue;
+			}
+			k = sizeof(e->in) - e->nin;
 			if (k > n)
 				k = n;
 			memcpy(e->in + e->nin, p, k);

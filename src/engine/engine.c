@@ -392,7 +392,7 @@ job_run(struct engine *e, const struct eng_msg *m)
 	if (j.env != NULL)
 		engine_plans_free(&j);
 	free(j.top.from);
-	g_free(j.top.subject);
+	free(j.top.subject);
 	spool_env_free(&j.env);
 	close(j.fd);
 }

@@ -55,31 +55,6 @@ read_header(const struct mime_src *src, char **buf_r, size_t *len_r)
 	return 0;
 }
 
-/* The single mailbox of a From value, lower case; NULL if not one. */
-static char *
-from_mailbox(const char *value)
-{
-	InternetAddressList *l;
-	InternetAddress *a;
-	char *addr = NULL;
-
-	if (strlen(value) > MIME_MAX_VALUE ||
-	    (l = internet_address_list_parse(NULL, value)) == NULL)
-		return NULL;
-	if (internet_address_list_length(l) == 1 &&
-	    INTERNET_ADDRESS_IS_MAILBOX(
-		a = internet_address_list_get_address(l, 0))) {
-		const char *s = internet_address_mailbox_get_addr(
-		    INTERNET_ADDRESS_MAILBOX(a));
-		if (s != NULL && *s != '\0') {
-			addr = xstrdup(s);
-			str_lower(addr);
-		}
-	}
-	g_object_unref(l);
-	return addr;
-}
-
 /* Whether a top-level Content-Type can be S/MIME (RFC 8551 3.2.1). */
 static bool
 maybe_smime(const char *ctype)
@@ -109,15 +84,15 @@ engine_read_top(struct job *j, const char **error_r)
 			top->info_fields = true;
 		else if (mime_field_is(&f, "From") && top->from == NULL) {
 			v = mime_field_value(&f);
-			top->from = from_mailbox(v);
+			top->from = mime_from_mailbox(v);
 			free(v);
 		} else if (mime_field_is(&f, "Subject") &&
 		    top->subject == NULL) {
 			v = mime_field_value(&f);
 			if (strlen(v) <= MIME_MAX_VALUE)
-				top->subject =
-				    g_mime_utils_header_decode_text(NULL, v);
-			free(v);
+				top->subject = v;
+			else
+				free(v);
 		} else if (mime_field_is(&f, "Content-Type")) {
 			v = mime_field_value(&f);
 			smime |= maybe_smime(v);
@@ -436,10 +411,17 @@ static bool
 trigger_in_subject(const struct job *j)
 {
 	const char *t = policy_get(j->sender_pol, PROP_SUBJECT_TRIGGER);
+	char *subject;
+	bool found;
 
-	return policy_bool(j->sender_pol, PROP_SUBJECT_TRIGGER_ENABLED) &&
-	    j->top.subject != NULL && *t != '\0' &&
-	    strcasestr(j->top.subject, t) != NULL;
+	if (!policy_bool(j->sender_pol, PROP_SUBJECT_TRIGGER_ENABLED) ||
+	    j->top.subject == NULL || *t == '\0')
+		return false;
+	/* Decoded here, not for every message: GMime's decoder is costly. */
+	subject = g_mime_utils_header_decode_text(NULL, j->top.subject);
+	found = subject != NULL && strcasestr(subject, t) != NULL;
+	g_free(subject);
+	return found;
 }
 
 static void

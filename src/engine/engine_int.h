@@ -41,7 +41,7 @@ struct engine {
 /* What the decisions need from the top of a message, read cheaply. */
 struct msg_top {
 	char *from; /* the single From mailbox, lower case, or NULL */
-	char *subject; /* the Subject value, unfolded, or NULL */
+	char *subject; /* the Subject value, unfolded, still encoded, or NULL */
 	bool info_fields; /* X-Mailseal-Info-* fields came with it */
 	int form; /* enum smime_form of the top-level entity */
 };
