@@ -179,12 +179,55 @@ mime_enc_init(struct mime_enc *e, int cte)
 
 /*
  * Base64 (RFC 2045 6.8): two characters at a time from a table of the
- * 4096 pairs, half as fast again as EVP_EncodeBlock (one at a time).
+ * 4096 pairs, half as fast again as EVP_EncodeBlock (one at a time); on
+ * x86-64 with SSSE3, sixteen at a time from twelve octets (the shuffle
+ * and multiply method of Mula and Lemire, "Faster Base64 Encoding and
+ * Decoding using AVX2 Instructions", 2018).
  */
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static char b64_pairs[4096][2];
+static bool b64_simd;
 static pthread_once_t b64_pairs_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* Groups of twelve octets while sixteen can be loaded; returns the count. */
+__attribute__((target("ssse3"))) static size_t
+b64_encode_ssse3(char *out, const unsigned char *in, size_t n)
+{
+	/* Octets 1 0 2 1 of each group of three, one group per 32 bits. */
+	const __m128i spread =
+	    _mm_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
+	/* Added to a sextet by its range: A-Z, a-z, 0-9, + and /. */
+	const __m128i offsets = _mm_setr_epi8(
+	    65, 71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 0, 0);
+	size_t done = 0;
+
+	for (; n - done >= 16; done += 12, out += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(in + done));
+		__m128i a, b, idx, range;
+
+		v = _mm_shuffle_epi8(v, spread);
+		/* The four sextets of each group into the four octets. */
+		a = _mm_mulhi_epu16(
+		    _mm_and_si128(v, _mm_set1_epi32(0x0fc0fc00)),
+		    _mm_set1_epi32(0x04000040));
+		b = _mm_mullo_epi16(
+		    _mm_and_si128(v, _mm_set1_epi32(0x003f03f0)),
+		    _mm_set1_epi32(0x01000010));
+		idx = _mm_or_si128(a, b);
+		/* 0-25 -> 0, 26-51 -> 1, 52-61 -> 2-11, 62 -> 12, 63 -> 13. */
+		range = _mm_subs_epu8(idx, _mm_set1_epi8(51));
+		range =
+		    _mm_sub_epi8(range, _mm_cmpgt_epi8(idx, _mm_set1_epi8(25)));
+		_mm_storeu_si128((__m128i *)out,
+		    _mm_add_epi8(idx, _mm_shuffle_epi8(offsets, range)));
+	}
+	return done;
+}
+#endif
 
 static void
 b64_pairs_init(void)
@@ -193,6 +236,9 @@ b64_pairs_init(void)
 		b64_pairs[i][0] = b64_alphabet[i >> 6];
 		b64_pairs[i][1] = b64_alphabet[i & 63];
 	}
+#if defined(__x86_64__) && defined(__GNUC__)
+	b64_simd = __builtin_cpu_supports("ssse3");
+#endif
 }
 
 size_t
@@ -202,6 +248,14 @@ mime_b64_encode(char *out, const unsigned char *in, size_t n)
 	uint32_t v;
 
 	(void)pthread_once(&b64_pairs_once, b64_pairs_init);
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (b64_simd && n >= 16) {
+		size_t k = b64_encode_ssse3(o, in, n);
+		o += k / 3 * 4;
+		in += k;
+		n -= k;
+	}
+#endif
 	for (; n >= 3; n -= 3, in += 3, o += 4) {
 		v = (uint32_t)in[0] << 16 | (uint32_t)in[1] << 8 | in[2];
 		memcpy(o, b64_pairs[v >> 12], 2);

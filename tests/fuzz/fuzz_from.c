@@ -50,7 +50,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* A field value: no NUL, no line end (mime_field_value unfolds). */
 	if (memchr(data, '\0', size) != NULL ||
-	    memchr(data, '\n', size) != NULL || memchr(data, '\r', size) != NULL)
+	    memchr(data, '\n', size) != NULL ||
+	    memchr(data, '\r', size) != NULL)
 		return 0;
 	s = xstrndup((const char *)data, size);
 	got = mime_from_mailbox(s);

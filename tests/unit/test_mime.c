@@ -665,12 +665,15 @@ b64_reader(void **state)
 static void
 b64_encode_as_openssl(void **state)
 {
-	unsigned char in[200];
-	char ours[280], theirs[280];
+	unsigned char in[2000];
+	char ours[2700], theirs[2700];
 
 	assert_int_equal(RAND_bytes(in, sizeof(in)), 1);
 	in[0] = 0x00, in[1] = 0xff,
 	in[2] = 0xfb; /* the first and last sextets */
+	/* Every octet value, so that every sextet comes in every place. */
+	for (size_t i = 0; i < 3 * 256; i++)
+		in[3 + i] = (unsigned char)(i / 3 + (i % 3) * 85);
 	for (size_t n = 0; n <= sizeof(in); n++) {
 		size_t k = mime_b64_encode(ours, in, n);
 		int m = EVP_EncodeBlock((unsigned char *)theirs, in, (int)n);
