@@ -340,6 +340,32 @@ scan_body_flags(void **state)
 	tree_free(t);
 	free(text);
 
+	/* Each kind of octet found wherever it is in a longer line. */
+	{
+		static const struct {
+			char c;
+			unsigned flag;
+		} odd[] = { { '\xc3', MIME_F_8BIT }, { '\0', MIME_F_NUL },
+			{ '\r', MIME_F_BARE_CR } };
+		char line[48];
+		for (size_t k = 0; k < nitems(odd); k++)
+			for (size_t at = 0; at < 41; at++) {
+				struct mime_src src;
+				const char *why;
+				memcpy(line, "\r\n", 2);
+				memset(line + 2, 'x', 41);
+				line[2 + at] = odd[k].c;
+				memcpy(line + 43, "\r\n", 2);
+				src = src_of(line, 45);
+				assert_int_equal(mime_scan(&src, &t, &why), 0);
+				assert_int_equal(t->part[0].flags &
+					(MIME_F_8BIT | MIME_F_NUL |
+					    MIME_F_BARE_CR),
+				    odd[k].flag);
+				tree_free(t);
+			}
+	}
+
 	/* NUL inside a body. */
 	{
 		static const char nul[] = "\r\na\0b\r\n";
