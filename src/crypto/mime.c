@@ -371,14 +371,12 @@ simple_mailbox(const char *v)
 }
 
 char *
-mime_from_mailbox(const char *value)
+mime_from_mailbox_gmime(const char *value)
 {
 	InternetAddressList *l;
 	InternetAddress *a;
-	char *addr;
+	char *addr = NULL;
 
-	if ((addr = simple_mailbox(value)) != NULL)
-		return addr;
 	pthread_once(&gmime_once, gmime_init_once);
 	if (strlen(value) > MIME_MAX_VALUE ||
 	    (l = internet_address_list_parse(NULL, value)) == NULL)
@@ -395,6 +393,14 @@ mime_from_mailbox(const char *value)
 	}
 	g_object_unref(l);
 	return addr;
+}
+
+char *
+mime_from_mailbox(const char *value)
+{
+	char *addr = simple_mailbox(value);
+
+	return addr != NULL ? addr : mime_from_mailbox_gmime(value);
 }
 
 int

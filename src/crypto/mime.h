@@ -162,6 +162,8 @@ char *mime_field_value(const struct mime_field *);
  * NULL if it holds none or more than one (RFC 5322 3.6.2).
  */
 char *mime_from_mailbox(const char *value);
+/* The same through GMime's address parser alone (the reference). */
+char *mime_from_mailbox_gmime(const char *value);
 /* Reads a part's header fields into memory (xmalloc, NUL-terminated). */
 int mime_part_header(const struct mime_tree *, size_t idx, char **buf_r,
     size_t *len_r, const char **error_r);

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <gmime/gmime.h>
 #include <openssl/bio.h>
 #include <openssl/buffer.h>
 #include <openssl/evp.h>
@@ -796,30 +795,6 @@ info_rewrite(void **state)
 	close(src.fd);
 }
 
-/* What GMime makes of a From value: the reference for the fast path. */
-static char *
-gmime_from(const char *v)
-{
-	InternetAddressList *l = internet_address_list_parse(NULL, v);
-	InternetAddress *a;
-	char *addr = NULL;
-
-	if (l == NULL)
-		return NULL;
-	if (internet_address_list_length(l) == 1 &&
-	    INTERNET_ADDRESS_IS_MAILBOX(
-		a = internet_address_list_get_address(l, 0))) {
-		const char *s = internet_address_mailbox_get_addr(
-		    INTERNET_ADDRESS_MAILBOX(a));
-		if (s != NULL && *s != '\0') {
-			addr = xstrdup(s);
-			str_lower(addr);
-		}
-	}
-	g_object_unref(l);
-	return addr;
-}
-
 static void
 from_mailbox(void **state)
 {
@@ -868,10 +843,9 @@ from_mailbox(void **state)
 	};
 
 	(void)state;
-	g_mime_init();
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
 		char *got = mime_from_mailbox(values[i]);
-		char *want = gmime_from(values[i]);
+		char *want = mime_from_mailbox_gmime(values[i]);
 		if ((got == NULL) != (want == NULL) ||
 		    (got != NULL && strcmp(got, want) != 0))
 			fail_msg("From: %s: mailseal \"%s\", GMime \"%s\"",
