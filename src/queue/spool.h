@@ -44,8 +44,13 @@ enum spool_dir {
 	SPOOL__NDIRS
 };
 
-/* At most this many files wait in spare/, none larger than this. */
-#define SPOOL_SPARE_MAX 128
+/*
+ * At most this many files wait in spare/, none larger than this: enough
+ * for the files of a burst (20 sessions of 100 KB mail to sign and encrypt
+ * kept up to 206 files in incoming/ and queue/), so that its end does not
+ * unlink most of them and the next burst make them anew.
+ */
+#define SPOOL_SPARE_MAX 512
 #define SPOOL_SPARE_SIZE (256 * 1024)
 
 enum spool_stage {
@@ -160,7 +165,7 @@ int spool_writer_commit(struct spool_writer *, struct spool_env *);
 void spool_writer_free(struct spool_writer **);
 /*
  * Removes a message's file. Up to SPOOL_SPARE_MAX files of at most
- * SPOOL_SPARE_SIZE bytes (32 MB of disk in all) are moved to spare/
+ * SPOOL_SPARE_SIZE bytes (128 MB of disk at most) are moved to spare/
  * instead, and spool_writer_create() writes new messages into them: no
  * inode is allocated or freed per message, which costs more than the
  * message itself on some file systems (ext4 without a journal scans
