@@ -329,6 +329,16 @@ spool_retire(struct spool *sp, enum spool_dir dir, const char *qid)
 		errno = EINVAL;
 		return -1;
 	}
+	/*
+	 * The estimate counts only what this process put there and took:
+	 * others take files too. When it says full, spare/ is counted again
+	 * (at most every 10 ms) before a file is unlinked.
+	 */
+	if (sp->dfd[SPOOL_SPARE] != -1 && sp->spare_est >= SPOOL_SPARE_MAX &&
+	    clock_mono_us() - sp->spare_counted_us >= 10000) {
+		sp->spare_counted_us = clock_mono_us();
+		spare_list(sp);
+	}
 	if (sp->dfd[SPOOL_SPARE] != -1 && sp->spare_est < SPOOL_SPARE_MAX &&
 	    fstatat(sp->dfd[dir], qid, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISREG(st.st_mode) && st.st_size <= SPOOL_SPARE_SIZE &&

@@ -116,6 +116,7 @@ struct spool {
 	char (*spare)[QID_LEN + 1];
 	size_t nspare;
 	size_t spare_est;
+	uint64_t spare_counted_us; /* when a full spare_est was last checked */
 	uint64_t spare_empty_us; /* when spare/ was last found empty */
 };
 

@@ -405,6 +405,35 @@ spare_files_go_back_to_their_maker(void **state)
 }
 
 /*
+ * A process's count of spare/ misses what others took: when it says
+ * full, spare/ is counted again before a file is unlinked.
+ */
+static void
+spare_full_is_counted_again(void **state)
+{
+	struct spool *sp = *state;
+	char qid[QID_LEN + 1];
+	char *path;
+
+	write_msg(sp, "Subject: a\r\n\r\n", qid);
+	sp->spare_est = SPOOL_SPARE_MAX; /* others took what it put there */
+	sp->spare_counted_us = 0;
+	assert_int_equal(spool_retire(sp, SPOOL_QUEUE, qid), 0);
+	path = xasprintf("%s/spare/%s", tmpdir, qid);
+	assert_int_equal(access(path, F_OK), 0);
+	free(path);
+	assert_true(sp->spare_est < SPOOL_SPARE_MAX);
+
+	/* Counted a moment ago: the estimate stands, the file goes. */
+	write_msg(sp, "Subject: b\r\n\r\n", qid);
+	sp->spare_est = SPOOL_SPARE_MAX;
+	assert_int_equal(spool_retire(sp, SPOOL_QUEUE, qid), 0);
+	path = xasprintf("%s/spare/%s", tmpdir, qid);
+	assert_int_equal(access(path, F_OK), -1);
+	free(path);
+}
+
+/*
  * Content written in pieces small and large (large ones bypass the
  * writer's buffer) comes back whole and in order, the header too.
  */
@@ -532,6 +561,8 @@ main(void)
 		    qids_ordered_unique, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    spare_files_go_back_to_their_maker, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    spare_full_is_counted_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    refuses_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(
