@@ -398,8 +398,11 @@ mime_from_mailbox_gmime(const char *value)
 char *
 mime_from_mailbox(const char *value)
 {
-	char *addr = simple_mailbox(value);
+	char *addr;
 
+	if (strlen(value) > MIME_MAX_VALUE)
+		return NULL; /* as GMime's path answers */
+	addr = simple_mailbox(value);
 	return addr != NULL ? addr : mime_from_mailbox_gmime(value);
 }
 

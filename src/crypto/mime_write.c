@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "common/util.h"
 #include "crypto/mime.h"
@@ -191,8 +194,6 @@ static bool b64_simd;
 static pthread_once_t b64_pairs_once = PTHREAD_ONCE_INIT;
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-
 /* Groups of twelve octets while sixteen can be loaded; returns the count. */
 __attribute__((target("ssse3"))) static size_t
 b64_encode_ssse3(char *out, const unsigned char *in, size_t n)

@@ -854,6 +854,17 @@ from_mailbox(void **state)
 		free(got);
 		free(want);
 	}
+	/* A value longer than GMime is given: none, either way. */
+	{
+		char *v = xmalloc(MIME_MAX_VALUE + 16), *got, *want;
+		memset(v, 'a', MIME_MAX_VALUE);
+		strcpy(v + MIME_MAX_VALUE, " <a@b.c>");
+		got = mime_from_mailbox(v);
+		want = mime_from_mailbox_gmime(v);
+		assert_null(got);
+		assert_null(want);
+		free(v);
+	}
 	/* The plain forms give what was asked for, not just GMime's. */
 	char *a = mime_from_mailbox("Alice <Alice@Example.COM>");
 	assert_string_equal(a, "alice@example.com");
