@@ -16,9 +16,9 @@
  *   qmgr_enqueue_volatile() before, keeping the original until each has
  *   settled; then it removed the original. Or it moved the message to
  *   corrupt/ with a log line. Outputs carry SPOOL_F_OUTPUT: while their
- *   parent is still in queue/ (a transform that did not finish) they are
- *   never delivered, but volatile ones, and the start-up scan removes
- *   them.
+ *   parent is still in queue/ (a transform that did not finish), only
+ *   the volatile ones handed over by the filter are delivered, and the
+ *   start-up scan removes any it finds.
  * - FILTER_DEFER: nothing changed; the queue manager offers the message
  *   again after minimal_backoff_time. reason goes to the log.
  * A filter may be asked for many messages at once; it queues them itself.

@@ -209,10 +209,6 @@ flush_later(struct smtp_session *s)
 
 	if (s->tls || s->fd == -1 || s->flush_queued)
 		return;
-	if (srv->flush_ev == NULL &&
-	    (srv->flush_ev = event_new(srv->base, -1, 0, flush_cb, srv)) ==
-		NULL)
-		msg_fatal("out of memory");
 	s->flush_queued = true;
 	s->flush_next = srv->flush_head;
 	srv->flush_head = s;
@@ -1332,6 +1328,8 @@ smtpd_new(struct event_base *base, struct config *cfg, struct spool *sp,
 	srv->cfg = config_ref(cfg);
 	srv->spool = sp;
 	srv->committer = c;
+	if ((srv->flush_ev = event_new(base, -1, 0, flush_cb, srv)) == NULL)
+		msg_fatal("out of memory");
 	if (tls != NULL) {
 		SSL_CTX_up_ref(tls);
 		srv->tls = tls;
@@ -1424,8 +1422,7 @@ smtpd_free(struct smtpd **srvp)
 			srv->clients[i] = c->next;
 			free(c);
 		}
-	if (srv->flush_ev != NULL)
-		event_free(srv->flush_ev);
+	event_free(srv->flush_ev);
 	config_unref(&srv->cfg);
 	if (srv->tls != NULL)
 		SSL_CTX_free(srv->tls);
