@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gmime/gmime.h>
@@ -18,6 +19,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "crypto/cms_stream.h"
+#include "crypto/cms_write.h"
 #include "crypto/smime.h"
 
 static char *smime_tmpdir;
@@ -265,12 +267,9 @@ add_chain(CMS_ContentInfo *cms, const struct smime_signer *s)
 	return 0;
 }
 
-static int
-write_signature(CMS_ContentInfo *cms, const char *boundary, struct mime_out *o)
+static void
+signature_part_start(const char *boundary, struct mime_out *o)
 {
-	BIO *b64;
-	int ok;
-
 	mime_out_puts(o, "\r\n--");
 	mime_out_puts(o, boundary);
 	mime_out_puts(o,
@@ -278,14 +277,34 @@ write_signature(CMS_ContentInfo *cms, const char *boundary, struct mime_out *o)
 	    "Content-Transfer-Encoding: base64\r\n"
 	    "Content-Disposition: attachment; filename=smime.p7s\r\n"
 	    "Content-Description: S/MIME Cryptographic Signature\r\n\r\n");
-	if ((b64 = mime_b64_bio_new(o)) == NULL)
-		return -1;
-	ok = i2d_CMS_bio(b64, cms);
-	mime_b64_bio_final(b64);
-	BIO_free(b64);
+}
+
+static void
+signature_part_end(const char *boundary, struct mime_out *o)
+{
 	mime_out_puts(o, "\r\n--");
 	mime_out_puts(o, boundary);
 	mime_out_puts(o, "--\r\n");
+}
+
+/* The signature part: the SignedData as OpenSSL's CMS object, or as DER. */
+static int
+write_signature(CMS_ContentInfo *cms, const unsigned char *der, size_t len,
+    const char *boundary, struct mime_out *o)
+{
+	BIO *b64;
+	int ok;
+
+	signature_part_start(boundary, o);
+	if ((b64 = mime_b64_bio_new(o)) == NULL)
+		return -1;
+	if (cms != NULL)
+		ok = i2d_CMS_bio(b64, cms);
+	else
+		ok = BIO_write(b64, der, (int)len) == (int)len;
+	mime_b64_bio_final(b64);
+	BIO_free(b64);
+	signature_part_end(boundary, o);
 	return ok ? 0 : -1;
 }
 
@@ -321,10 +340,25 @@ add_signer(CMS_ContentInfo *cms, const struct smime_signer *s, const EVP_MD *md)
 	return si;
 }
 
+/* A BIO that digests what is written to it, by md. */
+static BIO *
+digest_bio_new(const EVP_MD *md)
+{
+	BIO *null = BIO_new(BIO_s_null()), *dbio = BIO_new(BIO_f_md());
+
+	if (null == NULL || dbio == NULL || !BIO_set_md(dbio, md)) {
+		BIO_free(null);
+		BIO_free(dbio);
+		return NULL;
+	}
+	return BIO_push(dbio, null);
+}
+
 /*
  * The multipart/signed entity (RFC 8551 3.5.3, RFC 1847 2.1): the
  * canonical inner entity is written and digested in one pass, then the
- * detached SignedData follows.
+ * detached SignedData follows. An RSA key's SignedData is written by
+ * cms_write.c from the digest; any other key's by OpenSSL's CMS code.
  */
 static int
 write_signed(const struct mime_tree *t, const struct smime_signer *s,
@@ -332,25 +366,35 @@ write_signed(const struct mime_tree *t, const struct smime_signer *s,
 {
 	const EVP_MD *md = s->md != NULL ? s->md : EVP_sha256();
 	const char *micalg = micalg_name(md);
-	CMS_ContentInfo *cms;
+	bool direct = cmsw_rsa_key(s->key);
+	CMS_ContentInfo *cms = NULL;
+	unsigned char digest[EVP_MAX_MD_SIZE], *der = NULL;
+	size_t der_len = 0;
 	BIO *dbio = NULL;
 	char boundary[64];
-	int rc = -1;
+	int rc = -1, dl;
 
 	if (micalg == NULL) {
 		*error_r = "unsupported signing digest";
 		return -1;
 	}
-	cms = CMS_sign(
-	    NULL, NULL, NULL, NULL, CMS_DETACHED | CMS_PARTIAL | CMS_BINARY);
-	if (cms == NULL || add_signer(cms, s, md) == NULL) {
-		*error_r = ssl_reason("cannot sign with this key");
-		goto out;
-	}
-	if (add_chain(cms, s) == -1 ||
-	    (dbio = CMS_dataInit(cms, NULL)) == NULL) {
-		*error_r = ssl_reason("cannot set up signing");
-		goto out;
+	if (direct) {
+		if ((dbio = digest_bio_new(md)) == NULL) {
+			*error_r = ssl_reason("cannot set up signing");
+			goto out;
+		}
+	} else {
+		cms = CMS_sign(NULL, NULL, NULL, NULL,
+		    CMS_DETACHED | CMS_PARTIAL | CMS_BINARY);
+		if (cms == NULL || add_signer(cms, s, md) == NULL) {
+			*error_r = ssl_reason("cannot sign with this key");
+			goto out;
+		}
+		if (add_chain(cms, s) == -1 ||
+		    (dbio = CMS_dataInit(cms, NULL)) == NULL) {
+			*error_r = ssl_reason("cannot set up signing");
+			goto out;
+		}
 	}
 	random_boundary(boundary, sizeof(boundary));
 	mime_out_puts(o,
@@ -372,11 +416,19 @@ write_signed(const struct mime_tree *t, const struct smime_signer *s,
 	    mime_out_flush(o) == -1)
 		goto write_error;
 	o->tee = NULL;
-	if (!CMS_dataFinal(cms, dbio)) {
+	if (direct) {
+		if ((dl = BIO_gets(dbio, (char *)digest, sizeof(digest))) <=
+			0 ||
+		    cmsw_signed(s->cert, s->key, s->chain, md, digest,
+			(size_t)dl, time(NULL), &der, &der_len) == -1) {
+			*error_r = ssl_reason("signing failed");
+			goto out;
+		}
+	} else if (!CMS_dataFinal(cms, dbio)) {
 		*error_r = ssl_reason("signing failed");
 		goto out;
 	}
-	if (write_signature(cms, boundary, o) == -1)
+	if (write_signature(cms, der, der_len, boundary, o) == -1)
 		goto write_error;
 	rc = 0;
 	goto out;
@@ -386,6 +438,7 @@ out:
 	o->tee = NULL;
 	BIO_free_all(dbio);
 	CMS_ContentInfo_free(cms);
+	free(der);
 	return rc;
 }
 
@@ -456,11 +509,23 @@ ndef_free(BIO *bio, BIO *out)
 	}
 }
 
+/* Every recipient's key is RSA: cms_write.c can write it. */
+static bool
+all_rsa(STACK_OF(X509) * certs)
+{
+	for (int i = 0; i < sk_X509_num(certs); i++)
+		if (!cmsw_rsa_key(X509_get0_pubkey(sk_X509_value(certs, i))))
+			return false;
+	return true;
+}
+
 /*
  * The application/pkcs7-mime entity (RFC 8551 3.3, 3.4). The inner entity
- * is written into the streaming encoder (BIO_new_NDEF): indefinite-length
- * BER, the ciphertext in constructed OCTET STRING pieces, base64 on the
- * fly. AuthEnvelopedData's tag follows the content (RFC 5083 2.1).
+ * is written into a streaming encoder: indefinite-length BER, the
+ * ciphertext in constructed OCTET STRING pieces, base64 on the fly.
+ * AES-CBC to RSA keys with PKCS #1 v1.5 is cms_write.c's; anything else
+ * (OAEP, EC keys, GCM) goes through OpenSSL's (BIO_new_NDEF).
+ * AuthEnvelopedData's tag follows the content (RFC 5083 2.1).
  */
 static int
 write_enveloped(const struct inner *in, const struct smime_recipients *r,
@@ -471,24 +536,29 @@ write_enveloped(const struct inner *in, const struct smime_recipients *r,
 	CMS_ContentInfo *cms = NULL;
 	struct mime_out *io = NULL;
 	BIO *b64 = NULL, *nd = NULL;
+	bool direct;
 	int rc = -1;
 
 	if (c == NULL || r->certs == NULL || sk_X509_num(r->certs) == 0) {
 		*error_r = c == NULL ? "unsupported cipher" : "no recipients";
 		return -1;
 	}
-	cms = auth ? CMS_AuthEnvelopedData_create(c)
-		   : CMS_EnvelopedData_create(c);
-	if (cms == NULL) {
-		*error_r = ssl_reason("cannot set up encryption");
-		return -1;
-	}
-	for (int i = 0; i < sk_X509_num(r->certs); i++)
-		if (add_recipient(
-			cms, sk_X509_value(r->certs, i), r->rsa_oaep) == -1) {
-			*error_r = ssl_reason("unusable recipient certificate");
-			goto out;
+	direct = !auth && !r->rsa_oaep && all_rsa(r->certs);
+	if (!direct) {
+		cms = auth ? CMS_AuthEnvelopedData_create(c)
+			   : CMS_EnvelopedData_create(c);
+		if (cms == NULL) {
+			*error_r = ssl_reason("cannot set up encryption");
+			return -1;
 		}
+		for (int i = 0; i < sk_X509_num(r->certs); i++)
+			if (add_recipient(cms, sk_X509_value(r->certs, i),
+				r->rsa_oaep) == -1) {
+				*error_r = ssl_reason(
+				    "unusable recipient certificate");
+				goto out;
+			}
+	}
 	mime_out_puts(
 	    o, "Content-Type: application/pkcs7-mime;\r\n\tsmime-type=");
 	mime_out_puts(o, auth ? "authEnveloped-data" : "enveloped-data");
@@ -499,8 +569,9 @@ write_enveloped(const struct inner *in, const struct smime_recipients *r,
 	    "Content-Description: S/MIME Encrypted Message\r\n"
 	    "\r\n");
 	if ((b64 = mime_b64_bio_new(o)) == NULL ||
-	    (nd = BIO_new_NDEF(b64, (ASN1_VALUE *)cms,
-		 ASN1_ITEM_rptr(CMS_ContentInfo))) == NULL) {
+	    (nd = direct ? cmsw_enveloped_new(b64, r->certs, c)
+			 : BIO_new_NDEF(b64, (ASN1_VALUE *)cms,
+			       ASN1_ITEM_rptr(CMS_ContentInfo))) == NULL) {
 		*error_r = ssl_reason("cannot set up encryption");
 		goto out;
 	}

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "crypto/cms_write.h"
 #include "engine/engine_int.h"
 #include "queue/htab.h"
 #include "store/store.h"
@@ -75,6 +76,7 @@ tables_free(struct ecache *c, bool selections_only)
 	htab_free(&c->pol, pol_free);
 	htab_free(&c->certs, x509_free);
 	htab_free(&c->keys, key_free);
+	cmsw_forget_keys(); /* its references to the keys dropped */
 	c->pol = htab_new();
 	c->certs = htab_new();
 	c->keys = htab_new();
@@ -108,6 +110,7 @@ engine_cache_free(struct ecache **cp)
 	htab_free(&c->dec, sel_free);
 	htab_free(&c->certs, x509_free);
 	htab_free(&c->keys, key_free);
+	cmsw_forget_keys();
 	free(c);
 	*cp = NULL;
 }

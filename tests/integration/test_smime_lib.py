@@ -414,6 +414,95 @@ def test_gpgsm_reads_ours(pki, gpg):
         assert v.returncode != 0 and b"invalid signature" in v.stderr
 
 
+# Ours beside theirs: src/crypto/cms_write.c writes RSA signatures and
+# encryption to RSA keys in AES-CBC itself; OpenSSL's CMS code writes
+# what the tests above give to EC keys, OAEP and GCM.
+
+def asn1_shape(path):
+    """openssl asn1parse's lines without offsets, and without the values
+    that two encodings of the same input do not share (random octets,
+    the signature, the signing time)."""
+    out = run(["openssl", "asn1parse", "-inform", "DER", "-in",
+               path]).stdout.decode()
+    shape = []
+    for line in out.splitlines():
+        line = line.split(":", 1)[1]
+        line = re.sub(r"(OCTET STRING|UTCTIME)\b.*", r"\1", line)
+        shape.append(line.rstrip())
+    return shape
+
+
+@pytest.mark.parametrize("md", ["sha256", "sha384", "sha512"])
+def test_signature_as_openssl_writes_it(pki, md):
+    msg = MESSAGES["alternative"]
+    with open(pki.ca.cert, "rb") as a, open(pki.alice.cert, "rb") as b:
+        chain = write(pki, "chain.pem", a.read() + b.read())
+    r = tool("sign", "--signer", pki.alice.cert, "--key", pki.alice.key,
+             "--chain", chain, "--md", md, data=msg)
+    assert r.rc == 0, r.err
+    entity, sig = split_signed(r.out)
+    ours = write(pki, "ours.p7s", sig)
+    theirs = run(["openssl", "cms", "-sign", "-binary", "-md", md, "-in",
+                  write(pki, "entity", entity), "-signer", pki.alice.cert,
+                  "-inkey", pki.alice.key, "-certfile", pki.ca.cert,
+                  "-outform", "DER"]).stdout
+    assert asn1_shape(ours) == asn1_shape(write(pki, "theirs.p7s", theirs))
+    # DER: OpenSSL's encoding of what it reads is the same octets (the
+    # signed attributes and the certificates in SET OF order).
+    again = run(["openssl", "cms", "-cmsout", "-inform", "DER", "-in", ours,
+                 "-outform", "DER"]).stdout
+    assert again == sig
+    v = run(["openssl", "cms", "-verify", "-binary", "-inform", "DER",
+             "-in", ours, "-content", write(pki, "entity", entity),
+             "-CAfile", pki.ca.cert, "-purpose", "smimesign"])
+    assert v.stdout == entity
+    # Each certificate once, though the chain named Alice's again.
+    certs = run(["openssl", "pkcs7", "-inform", "DER", "-print_certs",
+                 "-noout", "-in", ours]).stdout
+    assert len(re.findall(rb"subject=", certs)) == 2
+
+
+def test_sign_with_another_key(pki):
+    """A key that is not the certificate's signs nothing (either path)."""
+    for cert in (pki.alice.cert, pki.bob.cert):
+        r = tool("sign", "--signer", cert, "--key", pki.carol.key,
+                 data=MESSAGES["ascii"])
+        assert r.rc != 0 and b"smime.p7s" not in r.out, r.err
+
+
+@pytest.mark.parametrize("cipher", ["aes128-cbc", "aes256-cbc"])
+def test_encrypt_rsa_as_openssl_writes_it(pki, gpg, cipher):
+    msg = MESSAGES["8bit-latin1"] + LATIN1 * 400  # several pieces
+    r = tool("encrypt", "--rcpt", pki.alice.cert, "--rcpt", pki.carol.cert,
+             "--cipher", cipher, data=msg)
+    assert r.rc == 0, r.err
+    der = base64.b64decode(r.out.split(b"\r\n\r\n", 1)[1])
+    ours = write(pki, "ours.p7m", der)
+    theirs = run(["openssl", "cms", "-encrypt", "-binary", "-stream",
+                  "-" + cipher.replace("aes", "aes-"),
+                  "-in", write(pki, "ent.txt", canon(msg)), "-outform", "DER",
+                  pki.alice.cert, pki.carol.cert]).stdout
+    shape = asn1_shape(ours)
+    # Up to the first piece of the encrypted content (the pieces are
+    # 4096 octets in ours, as OpenSSL's encoder cuts them in the gateway).
+    head = shape[:next(i for i, x in enumerate(shape)
+                       if "cont [ 0 ]" in x and "d=4" in x) + 1]
+    assert asn1_shape(write(pki, "theirs.p7m", theirs))[:len(head)] == head
+    pieces = shape[len(head):]
+    while pieces[-1].endswith("EOC"):
+        pieces.pop()
+    assert len(shape) - len(head) - len(pieces) == 5  # every end
+    assert len(pieces) > 2
+    assert all("l=4096 prim: OCTET STRING" in x for x in pieces[:-1]), shape
+    for who in (pki.alice, pki.carol):
+        dec = run(["openssl", "cms", "-decrypt", "-binary", "-inform", "DER",
+                   "-in", ours, "-recip", who.cert, "-inkey", who.key]).stdout
+        assert dec == canon(msg)
+    assert gpg("--decrypt", ours).stdout == canon(msg)
+    r = tool("decrypt", "--key", pki.carol.pair, data=r.out)
+    assert r.rc == 0, r.err
+
+
 # Theirs -> ours.
 
 def entity_of(msg):
