@@ -523,22 +523,27 @@ static int
 ktri_elem(X509 *cert, const unsigned char *key, size_t keylen, struct elem *e)
 {
 	EVP_PKEY *pk = X509_get0_pubkey(cert);
-	unsigned char ek[1024];
+	struct der ek = { 0 }, d = { 0 };
 	EVP_PKEY_CTX *ctx;
-	struct der d = { 0 };
-	size_t ekl = sizeof(ek), start;
+	size_t ekl = 0, start;
 	int ok = 0;
 
 	if (!cmsw_rsa_key(pk))
 		return -1;
 	pthread_mutex_lock(&kctx_lock);
-	if ((ctx = kctx_get(pk, KOP_ENCRYPT, NULL)) != NULL)
-		ok = EVP_PKEY_encrypt(ctx, ek, &ekl, key, keylen) > 0;
+	if ((ctx = kctx_get(pk, KOP_ENCRYPT, NULL)) != NULL &&
+	    EVP_PKEY_encrypt(ctx, NULL, &ekl, key, keylen) > 0) {
+		der_reserve(&ek, ekl);
+		ok = EVP_PKEY_encrypt(ctx, ek.p, &ekl, key, keylen) > 0;
+	}
 	pthread_mutex_unlock(&kctx_lock);
-	if (!ok)
+	if (!ok) {
+		free(ek.p);
 		return -1;
+	}
 	der_tlv(&d, TAG_INTEGER, "\x00", 1);
 	if (der_issuer_serial(&d, cert) == -1) {
+		free(ek.p);
 		free(d.p);
 		return -1;
 	}
@@ -546,8 +551,9 @@ ktri_elem(X509 *cert, const unsigned char *key, size_t keylen, struct elem *e)
 	der_oid(&d, NID_rsaEncryption);
 	der_tlv(&d, TAG_NULL, NULL, 0);
 	der_wrap(&d, TAG_SEQUENCE, start);
-	der_tlv(&d, TAG_OCTET_STRING, ek, ekl);
+	der_tlv(&d, TAG_OCTET_STRING, ek.p, ekl);
 	der_wrap(&d, TAG_SEQUENCE, 0);
+	free(ek.p);
 	e->p = d.p;
 	e->len = d.len;
 	return 0;
