@@ -120,17 +120,17 @@ der_oid(struct der *d, int nid)
 }
 
 /* The DER of an OpenSSL object, by its i2d function. */
-#define DER_I2D(d, fn, obj)                                          \
-	do {                                                         \
-		int n_ = fn(obj, NULL);                              \
-		unsigned char *p_;                                   \
-		if (n_ <= 0)                                         \
-			return -1;                                   \
-		der_reserve(d, (size_t)n_);                          \
-		p_ = (d)->p + (d)->len;                              \
-		if (fn(obj, &p_) != n_)                              \
-			return -1;                                   \
-		(d)->len += (size_t)n_;                              \
+#define DER_I2D(d, fn, obj)                                                    \
+	do {                                                                   \
+		int n_ = fn(obj, NULL);                                        \
+		unsigned char *p_;                                             \
+		if (n_ <= 0)                                                   \
+			return -1;                                             \
+		der_reserve(d, (size_t)n_);                                    \
+		p_ = (d)->p + (d)->len;                                        \
+		if (fn(obj, &p_) != n_)                                        \
+			return -1;                                             \
+		(d)->len += (size_t)n_;                                        \
 	} while (0)
 
 /* IssuerAndSerialNumber (RFC 5652 10.2.4) of a certificate. */
@@ -226,11 +226,10 @@ kctx_get(EVP_PKEY *key, enum kop op, const EVP_MD *md)
 			return kctx[i].ctx;
 	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL)) == NULL)
 		return NULL;
-	if (op == KOP_SIGN
-		? EVP_PKEY_sign_init(ctx) <= 0 ||
+	if (op == KOP_SIGN ? EVP_PKEY_sign_init(ctx) <= 0 ||
 		    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0 ||
 		    EVP_PKEY_CTX_set_signature_md(ctx, md) <= 0
-		: EVP_PKEY_encrypt_init(ctx) <= 0 ||
+			   : EVP_PKEY_encrypt_init(ctx) <= 0 ||
 		    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0) {
 		EVP_PKEY_CTX_free(ctx);
 		return NULL;
@@ -340,8 +339,8 @@ time_value(struct der *d, time_t now)
 
 /* The signed attributes, each an element, in no order yet. */
 static int
-signed_attrs(struct elem *a, const unsigned char *digest, size_t digest_len,
-    time_t now)
+signed_attrs(
+    struct elem *a, const unsigned char *digest, size_t digest_len, time_t now)
 {
 	struct der v = { 0 };
 
@@ -356,8 +355,8 @@ signed_attrs(struct elem *a, const unsigned char *digest, size_t digest_len,
 	v.len = 0;
 	der_tlv(&v, TAG_OCTET_STRING, digest, digest_len);
 	attr_elem(&a[2], NID_pkcs9_messageDigest, v.p, v.len);
-	attr_elem(&a[3], NID_SMIMECapabilities, smimecap_der,
-	    (size_t)smimecap_len);
+	attr_elem(
+	    &a[3], NID_SMIMECapabilities, smimecap_der, (size_t)smimecap_len);
 	free(v.p);
 	return 0;
 }
@@ -432,9 +431,9 @@ header_len(const unsigned char *p)
 }
 
 int
-cmsw_signed(X509 *cert, EVP_PKEY *key, STACK_OF(X509) * chain,
-    const EVP_MD *md, const unsigned char *digest, size_t digest_len,
-    time_t now, unsigned char **der_r, size_t *len_r)
+cmsw_signed(X509 *cert, EVP_PKEY *key, STACK_OF(X509) * chain, const EVP_MD *md,
+    const unsigned char *digest, size_t digest_len, time_t now,
+    unsigned char **der_r, size_t *len_r)
 {
 	struct elem attrs[4] = { 0 }, *certs = NULL;
 	struct der set = { 0 }, sig = { 0 }, d = { 0 };
@@ -667,7 +666,8 @@ env_ctrl(BIO *bio, int cmd, long num, void *ptr)
 
 	if (cmd == BIO_CTRL_FLUSH) {
 		if (!e->finished) {
-			if (env_head(bio, e) == -1 || env_piece(bio, e, true) == -1 ||
+			if (env_head(bio, e) == -1 ||
+			    env_piece(bio, e, true) == -1 ||
 			    BIO_write(BIO_next(bio), env_trailer,
 				sizeof(env_trailer)) != sizeof(env_trailer))
 				return 0;
@@ -719,9 +719,9 @@ cmsw_enveloped_new(BIO *next, STACK_OF(X509) * certs, const EVP_CIPHER *cipher)
 	BIO *bio;
 
 	pthread_once(&env_once, env_method_init);
-	if (env_method == NULL || EVP_CIPHER_get_mode(cipher) != EVP_CIPH_CBC_MODE ||
-	    keylen <= 0 || keylen > (int)sizeof(key) || ivlen <= 0 ||
-	    ivlen > (int)sizeof(iv))
+	if (env_method == NULL ||
+	    EVP_CIPHER_get_mode(cipher) != EVP_CIPH_CBC_MODE || keylen <= 0 ||
+	    keylen > (int)sizeof(key) || ivlen <= 0 || ivlen > (int)sizeof(iv))
 		return NULL;
 	e = xcalloc(1, sizeof(*e));
 	if ((e->cctx = EVP_CIPHER_CTX_new()) == NULL ||

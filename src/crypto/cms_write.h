@@ -48,8 +48,8 @@ int cmsw_signed(X509 *cert, EVP_PKEY *key, STACK_OF(X509) * chain,
  * to every certificate's RSA key, to next. BIO_flush() writes the end;
  * BIO_pop() and BIO_free() take it off. NULL if it cannot be set up.
  */
-BIO *cmsw_enveloped_new(BIO *next, STACK_OF(X509) * certs,
-    const EVP_CIPHER *cipher);
+BIO *cmsw_enveloped_new(
+    BIO *next, STACK_OF(X509) * certs, const EVP_CIPHER *cipher);
 
 /* Frees the key operations kept, and their references to the keys. */
 void cmsw_forget_keys(void);
