@@ -42,10 +42,12 @@ commit_batch(struct committer *c, struct commit_job *batch)
 	bool any = false;
 
 	/* Start write-back of every file, then wait for each. */
-	for (j = batch; j != NULL; j = j->next)
+	for (j = batch; j != NULL; j = j->next) {
+		spool_writer_cut(j->w);
 		if (j->w->error == 0)
 			(void)sync_file_range(
 			    j->w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
 	for (j = batch; j != NULL; j = j->next) {
 		if (spool_writer_sync(j->w) == -1 ||
 		    spool_writer_publish(j->w, SPOOL_QUEUE) == -1)

@@ -503,8 +503,8 @@ env_encode(const struct spool_env *env, struct rec *r)
 	rec_put(r, ER_END, b, 4);
 }
 
-int
-spool_writer_finish(struct spool_writer *w, struct spool_env *env)
+static int
+writer_finish(struct spool_writer *w, struct spool_env *env, bool cut_now)
 {
 	unsigned char hdr[SPOOL_HEADER_SIZE];
 	struct rec r = { 0 };
@@ -535,9 +535,11 @@ spool_writer_finish(struct spool_writer *w, struct spool_env *env)
 	    pwrite(w->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
 		w->error = errno != 0 ? errno : EIO;
 	/* What a spare file held beyond the new message must go. */
-	if (w->error == 0 && w->reused &&
-	    ftruncate(w->fd, (off_t)(env_off + r.len)) == -1)
-		w->error = errno;
+	if (w->reused) {
+		w->cut_to = env_off + r.len;
+		if (cut_now)
+			spool_writer_cut(w);
+	}
 	env->content_off = SPOOL_HEADER_SIZE;
 	env->content_len = w->content_len;
 	env->content_flags = flags;
@@ -550,8 +552,30 @@ spool_writer_finish(struct spool_writer *w, struct spool_env *env)
 }
 
 int
+spool_writer_finish(struct spool_writer *w, struct spool_env *env)
+{
+	return writer_finish(w, env, true);
+}
+
+int
+spool_writer_finish_uncut(struct spool_writer *w, struct spool_env *env)
+{
+	return writer_finish(w, env, false);
+}
+
+void
+spool_writer_cut(struct spool_writer *w)
+{
+	if (w->cut_to != 0 && w->error == 0 &&
+	    ftruncate(w->fd, (off_t)w->cut_to) == -1)
+		w->error = errno;
+	w->cut_to = 0;
+}
+
+int
 spool_writer_sync(struct spool_writer *w)
 {
+	spool_writer_cut(w);
 	if (w->error == 0 && fsync(w->fd) == -1)
 		w->error = errno;
 	if (w->error != 0) {
@@ -567,6 +591,14 @@ spool_writer_publish(struct spool_writer *w, enum spool_dir to)
 	if (w->in_place) {
 		w->error = -1;
 		return 0;
+	}
+	/* Never into the queue with a spare file's old tail. */
+	if (w->cut_to != 0) {
+		spool_writer_cut(w);
+		if (w->error != 0) {
+			errno = w->error;
+			return -1;
+		}
 	}
 	/* RENAME_NOREPLACE: a queue ID is never reused over a live file. */
 	if (renameat2(w->sp->dfd[SPOOL_INCOMING], w->qid, w->sp->dfd[to],

@@ -893,7 +893,8 @@ data_end(struct smtp_session *s)
 		env.proto = !s->esmtp ? "SMTP" : s->tls ? "ESMTPS" : "ESMTP";
 		for (size_t i = 0; i < s->rcpts.n; i++)
 			spool_env_add_rcpt(&env, s->rcpts.v[i], NULL, 0);
-		int rc = spool_writer_finish(s->w, &env);
+		/* The committer cuts a spare file, off the loop. */
+		int rc = spool_writer_finish_uncut(s->w, &env);
 		for (size_t i = 0; i < env.nrcpt; i++)
 			free(env.rcpt[i].addr);
 		free(env.rcpt);

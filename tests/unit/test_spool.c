@@ -361,6 +361,68 @@ spare_files_are_reused(void **state)
 	close(fd);
 }
 
+/*
+ * finish_uncut leaves a spare file's old octets until the sync (the
+ * committer's) or the publish cuts them: never read with the old tail.
+ */
+static void
+spare_file_cut_by_sync_or_publish(void **state)
+{
+	struct spool *sp = *state;
+	char big[8192], qid[QID_LEN + 1];
+	const char *why;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int round = 0; round < 2; round++) {
+		struct spool_writer *w;
+		struct spool_env env, *got;
+		struct stat st;
+		int fd;
+
+		write_msg(sp, big, qid);
+		assert_int_equal(
+		    spool_read(sp, SPOOL_QUEUE, qid, true, &got, &fd, &why), 0);
+		assert_int_equal(spool_mark_rcpt(fd, got, 0, RCPT_SENT, "2.0.0",
+				     "250 ok", true),
+		    0);
+		spool_env_free(&got);
+		close(fd);
+		assert_int_equal(spool_retire(sp, SPOOL_QUEUE, qid), 0);
+
+		memset(&env, 0, sizeof(env));
+		env.stage = SPOOL_RECEIVED;
+		env.sender = "sender@example.com";
+		env.client_addr = "192.0.2.1";
+		env.client_name = "unknown";
+		env.helo = "client.test";
+		env.proto = "ESMTP";
+		spool_env_add_rcpt(&env, "a@example.com", NULL, 0);
+		assert_int_equal(spool_writer_create(sp, &w), 0);
+		assert_true(w->reused);
+		spool_writer_write(w, "x\r\n", 3);
+		assert_int_equal(spool_writer_finish_uncut(w, &env), 0);
+		assert_int_equal(fstat(w->fd, &st), 0);
+		assert_true((uint64_t)st.st_size > env.file_size); /* not yet */
+		if (round == 0)
+			assert_int_equal(spool_writer_sync(w), 0);
+		assert_int_equal(spool_writer_publish(w, SPOOL_QUEUE), 0);
+		assert_int_equal(fstat(w->fd, &st), 0);
+		assert_int_equal((uint64_t)st.st_size, env.file_size);
+		memcpy(qid, w->qid, sizeof(qid));
+		spool_writer_free(&w);
+		free(env.rcpt[0].addr);
+		free(env.rcpt);
+		assert_int_equal(
+		    spool_read(sp, SPOOL_QUEUE, qid, false, &got, NULL, &why),
+		    0);
+		assert_int_equal(got->rcpt[0].state, RCPT_PENDING);
+		assert_int_equal(got->content_len, 3);
+		spool_env_free(&got);
+		assert_int_equal(spool_retire(sp, SPOOL_QUEUE, qid), 0);
+	}
+}
+
 static ino_t
 queue_ino(const char *qid)
 {
@@ -573,6 +635,8 @@ main(void)
 		    check_all_quarantines, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    spare_files_are_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    spare_file_cut_by_sync_or_publish, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
