@@ -43,6 +43,21 @@ teardown(void **state)
 	return 0;
 }
 
+/* An envelope of a received message with one recipient, a@example.com. */
+static void
+env_init(struct spool_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->stage = SPOOL_RECEIVED;
+	env->arrival_us = 1700000000000000ULL;
+	env->sender = "sender@example.com";
+	env->client_addr = "192.0.2.1";
+	env->client_name = "unknown";
+	env->helo = "client.test";
+	env->proto = "ESMTP";
+	spool_env_add_rcpt(env, "a@example.com", NULL, 0);
+}
+
 /* Writes and commits a message; returns its queue ID. */
 static void
 write_msg(struct spool *sp, const char *body, char qid[QID_LEN + 1])
@@ -50,15 +65,7 @@ write_msg(struct spool *sp, const char *body, char qid[QID_LEN + 1])
 	struct spool_writer *w;
 	struct spool_env env;
 
-	memset(&env, 0, sizeof(env));
-	env.stage = SPOOL_RECEIVED;
-	env.arrival_us = 1700000000000000ULL;
-	env.sender = "sender@example.com";
-	env.client_addr = "192.0.2.1";
-	env.client_name = "unknown";
-	env.helo = "client.test";
-	env.proto = "ESMTP";
-	spool_env_add_rcpt(&env, "a@example.com", NULL, 0);
+	env_init(&env);
 	spool_env_add_rcpt(&env, "b@remote.test", "rfc822;b@remote.test", 7);
 	assert_int_equal(spool_writer_create(sp, &w), 0);
 	spool_writer_write(w, body, strlen(body));
@@ -390,14 +397,7 @@ spare_file_cut_by_sync_or_publish(void **state)
 		close(fd);
 		assert_int_equal(spool_retire(sp, SPOOL_QUEUE, qid), 0);
 
-		memset(&env, 0, sizeof(env));
-		env.stage = SPOOL_RECEIVED;
-		env.sender = "sender@example.com";
-		env.client_addr = "192.0.2.1";
-		env.client_name = "unknown";
-		env.helo = "client.test";
-		env.proto = "ESMTP";
-		spool_env_add_rcpt(&env, "a@example.com", NULL, 0);
+		env_init(&env);
 		assert_int_equal(spool_writer_create(sp, &w), 0);
 		assert_true(w->reused);
 		spool_writer_write(w, "x\r\n", 3);
