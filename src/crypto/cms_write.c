@@ -442,9 +442,7 @@ cmsw_signed(X509 *cert, EVP_PKEY *key, STACK_OF(X509) * chain, const EVP_MD *md,
 	int rc = -1;
 
 	pthread_once(&smimecap_once, smimecap_init);
-	/* As CMS_add1_signer(): the key must be the certificate's. */
 	if (smimecap_der == NULL || !cmsw_rsa_key(key) ||
-	    X509_check_private_key(cert, key) != 1 ||
 	    signed_attrs(attrs, digest, digest_len, now) == -1)
 		goto out;
 	der_set_of(&set, TAG_SET, attrs, nitems(attrs));

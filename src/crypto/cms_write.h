@@ -36,7 +36,8 @@ bool cmsw_rsa_key(const EVP_PKEY *);
 /*
  * The ContentInfo of a detached SignedData (DER, *der_r allocated) over a
  * content whose digest by md is given; the signer's certificate and the
- * chain (may be NULL) go in its certificates, once each.
+ * chain (may be NULL) go in its certificates, once each. The caller has
+ * checked that key is the certificate's (X509_check_private_key).
  */
 int cmsw_signed(X509 *cert, EVP_PKEY *key, STACK_OF(X509) * chain,
     const EVP_MD *md, const unsigned char *digest, size_t digest_len,

@@ -267,26 +267,6 @@ add_chain(CMS_ContentInfo *cms, const struct smime_signer *s)
 	return 0;
 }
 
-static void
-signature_part_start(const char *boundary, struct mime_out *o)
-{
-	mime_out_puts(o, "\r\n--");
-	mime_out_puts(o, boundary);
-	mime_out_puts(o,
-	    "\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n"
-	    "Content-Transfer-Encoding: base64\r\n"
-	    "Content-Disposition: attachment; filename=smime.p7s\r\n"
-	    "Content-Description: S/MIME Cryptographic Signature\r\n\r\n");
-}
-
-static void
-signature_part_end(const char *boundary, struct mime_out *o)
-{
-	mime_out_puts(o, "\r\n--");
-	mime_out_puts(o, boundary);
-	mime_out_puts(o, "--\r\n");
-}
-
 /* The signature part: the SignedData as OpenSSL's CMS object, or as DER. */
 static int
 write_signature(CMS_ContentInfo *cms, const unsigned char *der, size_t len,
@@ -295,7 +275,13 @@ write_signature(CMS_ContentInfo *cms, const unsigned char *der, size_t len,
 	BIO *b64;
 	int ok;
 
-	signature_part_start(boundary, o);
+	mime_out_puts(o, "\r\n--");
+	mime_out_puts(o, boundary);
+	mime_out_puts(o,
+	    "\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "Content-Disposition: attachment; filename=smime.p7s\r\n"
+	    "Content-Description: S/MIME Cryptographic Signature\r\n\r\n");
 	if ((b64 = mime_b64_bio_new(o)) == NULL)
 		return -1;
 	if (cms != NULL)
@@ -304,7 +290,9 @@ write_signature(CMS_ContentInfo *cms, const unsigned char *der, size_t len,
 		ok = BIO_write(b64, der, (int)len) == (int)len;
 	mime_b64_bio_final(b64);
 	BIO_free(b64);
-	signature_part_end(boundary, o);
+	mime_out_puts(o, "\r\n--");
+	mime_out_puts(o, boundary);
+	mime_out_puts(o, "--\r\n");
 	return ok ? 0 : -1;
 }
 
@@ -379,6 +367,11 @@ write_signed(const struct mime_tree *t, const struct smime_signer *s,
 		return -1;
 	}
 	if (direct) {
+		/* As CMS_add1_signer() checks it. */
+		if (X509_check_private_key(s->cert, s->key) != 1) {
+			*error_r = "cannot sign with this key";
+			goto out;
+		}
 		if ((dbio = digest_bio_new(md)) == NULL) {
 			*error_r = ssl_reason("cannot set up signing");
 			goto out;
@@ -417,8 +410,8 @@ write_signed(const struct mime_tree *t, const struct smime_signer *s,
 		goto write_error;
 	o->tee = NULL;
 	if (direct) {
-		if ((dl = BIO_gets(dbio, (char *)digest, sizeof(digest))) <=
-			0 ||
+		dl = BIO_gets(dbio, (char *)digest, sizeof(digest));
+		if (dl <= 0 ||
 		    cmsw_signed(s->cert, s->key, s->chain, md, digest,
 			(size_t)dl, time(NULL), &der, &der_len) == -1) {
 			*error_r = ssl_reason("signing failed");
