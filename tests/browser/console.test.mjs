@@ -192,8 +192,10 @@ test("users: add, search, edit with inherit", async () => {
   await page.locator("#nav").getByRole("link", { name: "Users", exact: true }).click();
   await page.getByLabel("Search").fill("bob");
   await page.getByRole("button", { name: "Search", exact: true }).click();
+  // The list is drawn again once the search's answer is in: alice goes.
+  await page.locator("#users-table").getByText("alice@example.com").waitFor({ state: "detached" });
   await page.locator("#users-table").getByRole("link", { name: "bob@example.com" }).waitFor();
-  assert.equal(await page.locator("#users-table").getByText("alice@example.com").count(), 0);
+  assert.match(page.url(), /q=bob/);
 });
 
 test("certificates: upload a PKCS#12 with its password", async () => {
