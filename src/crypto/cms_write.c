@@ -266,7 +266,8 @@ cmsw_rsa_key(const EVP_PKEY *key)
 
 /*
  * The SMIMECapabilities attribute's value (RFC 8551 2.5.2): the list
- * OpenSSL's CMS_add_standard_smimecap() makes, encoded once.
+ * OpenSSL's CMS_add_standard_smimecap() makes, asking the providers for
+ * each cipher, made and encoded once.
  */
 static unsigned char *smimecap_der;
 static int smimecap_len;
@@ -285,6 +286,14 @@ smimecap_init(void)
 		smimecap_der = NULL;
 		smimecap_len = 0;
 	}
+}
+
+const unsigned char *
+cmsw_smimecap(size_t *len_r)
+{
+	pthread_once(&smimecap_once, smimecap_init);
+	*len_r = (size_t)smimecap_len;
+	return smimecap_der;
 }
 
 /* An AlgorithmIdentifier of a SHA-2 digest: no parameters (RFC 5754 2). */
@@ -343,6 +352,8 @@ signed_attrs(
     struct elem *a, const unsigned char *digest, size_t digest_len, time_t now)
 {
 	struct der v = { 0 };
+	size_t caplen;
+	const unsigned char *cap = cmsw_smimecap(&caplen);
 
 	der_oid(&v, NID_pkcs7_data);
 	attr_elem(&a[0], NID_pkcs9_contentType, v.p, v.len);
@@ -355,8 +366,7 @@ signed_attrs(
 	v.len = 0;
 	der_tlv(&v, TAG_OCTET_STRING, digest, digest_len);
 	attr_elem(&a[2], NID_pkcs9_messageDigest, v.p, v.len);
-	attr_elem(
-	    &a[3], NID_SMIMECapabilities, smimecap_der, (size_t)smimecap_len);
+	attr_elem(&a[3], NID_SMIMECapabilities, cap, caplen);
 	free(v.p);
 	return 0;
 }
@@ -438,11 +448,10 @@ cmsw_signed(X509 *cert, EVP_PKEY *key, STACK_OF(X509) * chain, const EVP_MD *md,
 	struct elem attrs[4] = { 0 }, *certs = NULL;
 	struct der set = { 0 }, sig = { 0 }, d = { 0 };
 	int md_nid = EVP_MD_get_type(md);
-	size_t ncerts = 0, sd, si, start, hl;
+	size_t ncerts = 0, caplen, sd, si, start, hl;
 	int rc = -1;
 
-	pthread_once(&smimecap_once, smimecap_init);
-	if (smimecap_der == NULL || !cmsw_rsa_key(key) ||
+	if (cmsw_smimecap(&caplen) == NULL || !cmsw_rsa_key(key) ||
 	    signed_attrs(attrs, digest, digest_len, now) == -1)
 		goto out;
 	der_set_of(&set, TAG_SET, attrs, nitems(attrs));

@@ -52,6 +52,12 @@ int cmsw_signed(X509 *cert, EVP_PKEY *key, STACK_OF(X509) * chain,
 BIO *cmsw_enveloped_new(
     BIO *next, STACK_OF(X509) * certs, const EVP_CIPHER *cipher);
 
+/*
+ * The DER of the SMIMECapabilities attribute's value (the list of
+ * CMS_add_standard_smimecap), made once; NULL if it cannot be made.
+ */
+const unsigned char *cmsw_smimecap(size_t *len_r);
+
 /* Frees the key operations kept, and their references to the keys. */
 void cmsw_forget_keys(void);
 

@@ -297,33 +297,24 @@ write_signature(CMS_ContentInfo *cms, const unsigned char *der, size_t len,
 }
 
 /*
- * The SMIMECapabilities attribute (RFC 8551 2.5.2) that CMS_add1_signer()
- * would make anew for every signature, asking the providers for each
- * cipher: the same list, made once.
+ * CMS_add1_signer() would make the SMIMECapabilities attribute (RFC 8551
+ * 2.5.2) anew for every signature, asking the providers for each cipher:
+ * the value cms_write.c made once goes in instead, as CMS_add_smimecap()
+ * adds it.
  */
-static STACK_OF(X509_ALGOR) * smimecap;
-static pthread_once_t smimecap_once = PTHREAD_ONCE_INIT;
-
-static void
-smimecap_init(void)
-{
-	if (!CMS_add_standard_smimecap(&smimecap)) {
-		sk_X509_ALGOR_pop_free(smimecap, X509_ALGOR_free);
-		smimecap = NULL;
-	}
-}
-
 static CMS_SignerInfo *
 add_signer(CMS_ContentInfo *cms, const struct smime_signer *s, const EVP_MD *md)
 {
+	const unsigned char *cap;
 	CMS_SignerInfo *si;
+	size_t len;
 
-	pthread_once(&smimecap_once, smimecap_init);
-	if (smimecap == NULL)
+	if ((cap = cmsw_smimecap(&len)) == NULL)
 		return CMS_add1_signer(cms, s->cert, s->key, md, 0);
 	if ((si = CMS_add1_signer(cms, s->cert, s->key, md, CMS_NOSMIMECAP)) ==
 		NULL ||
-	    !CMS_add_smimecap(si, smimecap))
+	    !CMS_signed_add1_attr_by_NID(
+		si, NID_SMIMECapabilities, V_ASN1_SEQUENCE, cap, (int)len))
 		return NULL;
 	return si;
 }

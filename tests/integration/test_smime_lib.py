@@ -354,6 +354,21 @@ def test_sign_ec(pki):
     v = run(["openssl", "cms", "-verify", "-in", f, "-CAfile",
              pki.ca.cert])
     assert v.stdout == canon(msg)
+    # OpenSSL's CMS code signs for EC keys, with the SMIMECapabilities
+    # value that cms_write.c made: the list OpenSSL's own signer gives.
+    _, sig = split_signed(r.out)
+    theirs = run(["openssl", "cms", "-sign", "-binary", "-outform", "DER",
+                  "-in", write(pki, "x.txt", b"x"), "-signer", pki.bob.cert,
+                  "-inkey", pki.bob.key]).stdout
+
+    def capabilities(der):
+        info = run(["openssl", "cms", "-cmsout", "-print", "-inform", "DER",
+                    "-in", write(pki, "caps.der", der)]).stdout
+        caps = info.split(b"S/MIME Capabilities", 1)[1]
+        return re.findall(rb"OBJECT +:(\S+)|INTEGER +:(\S+)",
+                          caps.split(b"signatureAlgorithm", 1)[0])
+    assert capabilities(sig) == capabilities(theirs)
+    assert (b"aes-256-cbc", b"") in capabilities(sig)
 
 
 @pytest.mark.parametrize("cipher", ["aes256-cbc", "aes256-gcm"])
